@@ -1,0 +1,19 @@
+"""TrainScope: why won't my network train? Run with `streamlit run app.py`."""
+from pathlib import Path
+
+import streamlit as st
+
+from ui.lab import lab_sidebar
+from ui.pages import DIAGNOSES
+
+st.set_page_config(page_title="TrainScope", page_icon=":material/troubleshoot:", layout="wide")
+
+home = st.Page("pages/home.py", title="TrainScope", icon=":material/home:", default=True)
+diagnoses = [
+    st.Page(p.path, title=p.title, icon=p.icon)
+    for p in DIAGNOSES
+    if (Path(__file__).parent / p.path).exists()
+]
+page = st.navigation({"": [home], "Diagnoses": diagnoses})
+lab_sidebar()
+page.run()

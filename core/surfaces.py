@@ -1,0 +1,535 @@
+"""2-D toy loss surfaces and optimizer trajectories on them.
+
+A `Surface` is a named loss L(w) of a 2-element parameter vector, written in torch so that
+autograd gives exact gradients and Hessians. `run_optimizer` walks the real `torch.optim`
+optimizers over a surface and records every step in a DataFrame; `grid` samples a surface
+for heat maps and contours; `negative_curvature_step` is the second-order way out of a saddle.
+
+Every `Surface.fn` also accepts a batch of points of shape (..., 2) and returns a loss of shape
+(...), which is what makes `grid` a single vectorized call.
+
+Example:
+    >>> traj = run_optimizer(SURFACES["lecture"], "momentum", start=(0.05, -0.04), steps=100, lr=0.1)
+    >>> traj.frame[["step", "x", "y", "loss"]].tail(1)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+# Loss or |parameter| beyond this counts as divergence (the run stops there).
+DIVERGENCE_LIMIT = 1e6
+
+
+@dataclass(frozen=True)
+class CriticalPointMark:
+    """A point where the gradient vanishes, for marking on plots.
+
+    kind uses the vocabulary of `core.curvature.classify_point` ("local minimum",
+    "local maximum", "saddle point", "flat (degenerate)"); note says anything the kind cannot
+    (e.g. "one point of the valley w1*w2 = 1").
+    """
+
+    x: float
+    y: float
+    kind: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A 2-D toy loss surface.
+
+    fn maps a float64 tensor of shape (2,) (or a batch (..., 2)) to the loss (shape () or (...));
+    it is smooth, so torch can differentiate it twice.
+    """
+
+    key: str
+    label: str
+    description: str  # one line, plain words
+    formula: str  # LaTeX for st.latex
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    bounds: tuple[tuple[float, float], tuple[float, float]]  # ((xmin, xmax), (ymin, ymax)) for plots
+    saddle: tuple[float, float] | None  # the point of interest of a saddle demo, if any
+    critical_points: tuple[CriticalPointMark, ...]
+    axis_names: tuple[str, str]
+    min_loss: float  # the global minimum value (used for log-scaled colours)
+    start: tuple[float, float]  # a start point that makes a good demo
+    continuum: str | None = None  # set when the minima form a curve: what the marks stand for
+
+    def loss(self, point: Sequence[float] | np.ndarray) -> float:
+        """Loss at one point.
+
+        >>> SURFACES["lecture"].loss((0.0, 0.0))
+        1.0
+        """
+        return float(self.fn(torch.as_tensor(point, dtype=torch.float64)))
+
+    def gradient(self, point: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Exact gradient (autograd) at one point, as a numpy array of 2."""
+        p = torch.as_tensor(point, dtype=torch.float64).clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(self.fn(p), p)
+        return g.numpy()
+
+    def hessian(self, point: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Exact 2x2 Hessian (torch.func.hessian) at one point."""
+        p = torch.as_tensor(point, dtype=torch.float64)
+        return torch.func.hessian(self.fn)(p).numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# The surfaces. Each fn unpacks the last axis so that it works on one point and on batches.
+
+
+def _lecture(p: torch.Tensor) -> torch.Tensor:
+    # One-sample network y_hat = w1*w2*x with x = 1 and target y = 1, squared error.
+    w1, w2 = p[..., 0], p[..., 1]
+    return (1.0 - w1 * w2) ** 2
+
+
+def _saddle(p: torch.Tensor) -> torch.Tensor:
+    # x^2 - y^2 alone is unbounded below; the quartic turns it into two minima at y = ±sqrt(2).
+    x, y = p[..., 0], p[..., 1]
+    return x**2 - y**2 + y**4 / 4.0
+
+
+def _monkey(p: torch.Tensor) -> torch.Tensor:
+    # In polar form r^3 cos(3θ) + (3/4) r^4: three valleys at r = 1, θ = 60°, 180°, 300°.
+    x, y = p[..., 0], p[..., 1]
+    return x**3 - 3.0 * x * y**2 + 0.75 * (x**2 + y**2) ** 2
+
+
+ELONGATED_A, ELONGATED_B = 1.0, 0.01  # curvatures along x and y: condition number 100
+
+
+def _elongated(p: torch.Tensor) -> torch.Tensor:
+    x, y = p[..., 0], p[..., 1]
+    return 0.5 * (ELONGATED_A * x**2 + ELONGATED_B * y**2)
+
+
+def _rosenbrock(p: torch.Tensor) -> torch.Tensor:
+    x, y = p[..., 0], p[..., 1]
+    return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2
+
+
+FLAT_WELL_WIDTH = 0.5  # half-width of the well in flat_then_steep
+
+
+def _flat_then_steep(p: torch.Tensor) -> torch.Tensor:
+    # A Lorentzian well: its slope falls off like 1/d^3 far from x = 1, so the walk from
+    # x = -4.5 is a long, almost flat approach (slope ~0.003) that ends in a cliff (slope ~1.3).
+    x, y = p[..., 0], p[..., 1]
+    d = (x - 1.0) / FLAT_WELL_WIDTH
+    return 0.5 * y**2 - 1.0 / (1.0 + d**2)
+
+
+def _valley_points() -> tuple[CriticalPointMark, ...]:
+    note = "one point of the valley w1*w2 = 1 (every point of it is a global minimum, L = 0)"
+    pts = [(1.0, 1.0), (-1.0, -1.0), (2.0, 0.5), (0.5, 2.0), (-2.0, -0.5), (-0.5, -2.0)]
+    return tuple(CriticalPointMark(a, b, "local minimum", note) for a, b in pts)
+
+
+_S3 = math.sqrt(3.0) / 2.0
+_SQ2 = math.sqrt(2.0)
+
+SURFACES: dict[str, Surface] = {
+    s.key: s
+    for s in [
+        Surface(
+            key="lecture",
+            label="Lecture: one-sample network",
+            description="The network y = w1*w2*x fit to the single sample x = 1, y = 1: "
+            "a saddle at the origin and a curved valley of perfect fits.",
+            formula=r"L(w_1, w_2) = (1 - w_1 w_2)^2",
+            fn=_lecture,
+            bounds=((-2.0, 2.0), (-2.0, 2.0)),
+            saddle=(0.0, 0.0),
+            critical_points=(CriticalPointMark(0.0, 0.0, "saddle point", "L = 1, Hessian [[0,-2],[-2,0]]"),)
+            + _valley_points(),
+            axis_names=("w1", "w2"),
+            min_loss=0.0,
+            start=(0.05, -0.04),
+            continuum="Every point of the hyperbola w1*w2 = 1 is a global minimum (L = 0); "
+            "the marked minima are a few of them.",
+        ),
+        Surface(
+            key="saddle",
+            label="Classic saddle",
+            description="A horse saddle: uphill along x, downhill along y until a quartic wall "
+            "stops the fall in two minima.",
+            formula=r"L(x, y) = x^2 - y^2 + \tfrac{1}{4} y^4",
+            fn=_saddle,
+            bounds=((-2.0, 2.0), (-2.5, 2.5)),
+            saddle=(0.0, 0.0),
+            critical_points=(
+                CriticalPointMark(0.0, 0.0, "saddle point", "L = 0, Hessian diag(2, -2)"),
+                CriticalPointMark(0.0, _SQ2, "local minimum", "L = -1"),
+                CriticalPointMark(0.0, -_SQ2, "local minimum", "L = -1"),
+            ),
+            axis_names=("x", "y"),
+            min_loss=-1.0,
+            start=(1.5, 0.01),
+        ),
+        Surface(
+            key="monkey",
+            label="Monkey saddle",
+            description="Three valleys meet at a perfectly flat point: the Hessian there is zero, "
+            "so curvature alone cannot show the way down.",
+            formula=r"L(x, y) = x^3 - 3 x y^2 + \tfrac{3}{4} (x^2 + y^2)^2",
+            fn=_monkey,
+            bounds=((-1.5, 1.5), (-1.5, 1.5)),
+            saddle=(0.0, 0.0),
+            critical_points=(
+                CriticalPointMark(0.0, 0.0, "flat (degenerate)", "monkey saddle: gradient and Hessian both zero"),
+                CriticalPointMark(-1.0, 0.0, "local minimum", "L = -1/4"),
+                CriticalPointMark(0.5, _S3, "local minimum", "L = -1/4"),
+                CriticalPointMark(0.5, -_S3, "local minimum", "L = -1/4"),
+            ),
+            axis_names=("x", "y"),
+            min_loss=-0.25,
+            start=(0.6, 0.02),
+        ),
+        Surface(
+            key="elongated",
+            label="Elongated bowl (condition number 100)",
+            description="A bowl 100 times steeper along x than along y: one learning rate cannot "
+            "suit both directions.",
+            formula=r"L(x, y) = \tfrac{1}{2}\,(x^2 + 0.01\, y^2)",
+            fn=_elongated,
+            bounds=((-2.0, 2.0), (-12.0, 12.0)),
+            saddle=None,
+            critical_points=(CriticalPointMark(0.0, 0.0, "local minimum", "L = 0, Hessian diag(1, 0.01)"),),
+            axis_names=("x", "y"),
+            min_loss=0.0,
+            start=(1.5, 10.0),
+        ),
+        Surface(
+            key="rosenbrock",
+            label="Rosenbrock banana",
+            description="A narrow curved valley with a nearly flat floor leading to the minimum at (1, 1).",
+            formula=r"L(x, y) = (1 - x)^2 + 100\,(y - x^2)^2",
+            fn=_rosenbrock,
+            bounds=((-2.0, 2.0), (-1.0, 3.0)),
+            saddle=None,
+            critical_points=(CriticalPointMark(1.0, 1.0, "local minimum", "L = 0"),),
+            axis_names=("x", "y"),
+            min_loss=0.0,
+            start=(-1.2, 1.0),
+        ),
+        Surface(
+            key="flat_then_steep",
+            label="Long plateau, then a cliff",
+            description="Along x a long almost flat approach ends in a narrow steep well at x = 1; "
+            "along y an ordinary bowl.",
+            formula=r"L(x, y) = \tfrac{1}{2} y^2 - \frac{1}{1 + 4\,(x - 1)^2}",
+            fn=_flat_then_steep,
+            bounds=((-5.0, 3.0), (-1.5, 1.5)),
+            saddle=None,
+            critical_points=(CriticalPointMark(1.0, 0.0, "local minimum", "L = -1"),),
+            axis_names=("x", "y"),
+            min_loss=-1.0,
+            start=(-4.5, 1.0),
+        ),
+    ]
+}
+
+
+def grid(
+    surface: Surface,
+    n: int = 80,
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    clip_quantile: float | None = None,
+    log_floor: float = 1e-3,
+) -> pd.DataFrame:
+    """Sample a surface on an n x n grid for heat maps and contours.
+
+    Columns: x, y, loss and log_loss = log10(loss - surface.min_loss + log_floor), which keeps
+    the valley visible on surfaces with a huge range (Rosenbrock spans 0..2500); log_floor stops
+    a grid point that lands exactly on the minimum from stretching the colour scale.
+    clip_quantile (e.g. 0.95) caps the loss column at that quantile, for colour scales;
+    log_loss is computed before clipping. One vectorized call: 80 x 80 takes about a millisecond.
+
+    >>> df = grid(SURFACES["saddle"], n=3)
+    >>> list(df.columns)
+    ['x', 'y', 'loss', 'log_loss']
+    """
+    (x0, x1), (y0, y1) = bounds or surface.bounds
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    X, Y = np.meshgrid(xs, ys, indexing="xy")
+    pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=-1))
+    with torch.no_grad():
+        loss = surface.fn(pts).numpy()
+    log_loss = np.log10(np.maximum(loss - surface.min_loss, 0.0) + log_floor)
+    if clip_quantile is not None:
+        loss = np.minimum(loss, np.quantile(loss, clip_quantile))
+    return pd.DataFrame({"x": X.ravel(), "y": Y.ravel(), "loss": loss, "log_loss": log_loss})
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizers
+
+OPTIMIZERS: dict[str, str] = {
+    "gd": "Gradient descent",
+    "momentum": "Momentum",
+    "nesterov": "Nesterov momentum",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+}
+
+# Defaults that make each name mean what its label says; keyword arguments override them.
+_DEFAULTS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
+    "gd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adam": (torch.optim.Adam, {}),
+}
+
+
+def make_optimizer(name: str, params, lr: float, **kw) -> torch.optim.Optimizer:
+    """Build the torch.optim optimizer behind a name of OPTIMIZERS.
+
+    Keyword arguments go to the torch constructor under torch's names: `momentum` (SGD's beta,
+    default 0.9 for "momentum"/"nesterov"), `betas` for Adam, `alpha` (the squared-gradient
+    decay) for RMSprop, `eps`, `weight_decay`, ...
+
+    >>> p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    >>> make_optimizer("adam", [p], lr=0.1, betas=(0.8, 0.99)).param_groups[0]["betas"]
+    (0.8, 0.99)
+    """
+    if name not in _DEFAULTS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+    cls, defaults = _DEFAULTS[name]
+    return cls(params, lr=lr, **{**defaults, **kw})
+
+
+@dataclass(frozen=True)
+class EscapeRule:
+    """Second-order saddle escape for `run_optimizer`.
+
+    Whenever the true gradient norm is below grad_tol and the Hessian has a negative eigenvalue
+    (below -min_curvature), the optimizer's update is replaced by `negative_curvature_step`
+    with this scale.
+    """
+
+    grad_tol: float = 1e-3
+    scale: float = 0.5  # step length = scale * |eig_min| before backtracking
+    min_curvature: float = 1e-8  # eigenvalues above -min_curvature count as flat
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One optimizer run on a surface.
+
+    frame has one row per step: step 0 is the start, row k the point after k updates.
+    Columns: step, x, y, loss, grad_norm (true gradient at that point, before noise), lr (the
+    learning rate of the update that leaves the point), step_x, step_y (|Δx|, |Δy| of that
+    update), eff_lr_x, eff_lr_y (|Δ| / |g| per coordinate, g the gradient the optimizer was
+    given; NaN where g = 0), curvature_step (True where an EscapeRule replaced the update).
+    The last row (and a diverged row) has no update: its step/eff_lr columns are NaN.
+    diverged_at is the step at which loss or parameters became non-finite or exceeded
+    DIVERGENCE_LIMIT; that row is the frame's last and may hold inf or NaN.
+    """
+
+    optimizer: str
+    label: str
+    frame: pd.DataFrame
+    diverged_at: int | None
+    seconds: float
+
+    def first_below(self, level: float) -> int | None:
+        """First step whose loss is below level, or None (e.g. the escape step in a race).
+
+        >>> run_optimizer(SURFACES["lecture"], "gd", (0.1, 0.1), 200, 0.1).first_below(0.5)  # doctest: +SKIP
+        """
+        hit = self.frame.loc[self.frame["loss"] < level, "step"]
+        return int(hit.iloc[0]) if len(hit) else None
+
+
+def _diverged(loss: float, p: torch.Tensor, g: torch.Tensor) -> bool:
+    return not (
+        math.isfinite(loss)
+        and bool(torch.isfinite(p).all())
+        and bool(torch.isfinite(g).all())
+        and float(p.abs().max()) <= DIVERGENCE_LIMIT
+        and abs(loss) <= DIVERGENCE_LIMIT**2
+    )
+
+
+def run_optimizer(
+    surface: Surface,
+    optimizer: str,
+    start: Sequence[float],
+    steps: int,
+    lr: float,
+    noise_sigma: float = 0.0,
+    seed: int = 0,
+    escape: EscapeRule | None = None,
+    lr_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+    **optimizer_kw,
+) -> Trajectory:
+    """Run a real torch.optim optimizer for `steps` updates on a surface, from `start`.
+
+    noise_sigma adds N(0, sigma^2) noise to each gradient coordinate before the update (the
+    noise of a mini-batch gradient), drawn from a torch.Generator seeded with `seed`.
+    escape (an EscapeRule) swaps in a negative-curvature step near saddles.
+    lr_scheduler is a callable optimizer -> torch LR scheduler, stepped after every update,
+    e.g. `lambda opt: schedules.to_torch(opt, "cosine", total_steps=200)`.
+    optimizer_kw go to `make_optimizer` (momentum=0.5, betas=(0.9, 0.99), ...).
+    The run stops early at divergence (see Trajectory).
+
+    >>> t = run_optimizer(SURFACES["elongated"], "adam", start=(1.5, 10.0), steps=100, lr=0.1)
+    >>> t.frame.shape[0], t.diverged_at
+    (101, None)
+    """
+    t0 = time.perf_counter()
+    p = torch.tensor(np.asarray(start, dtype=np.float64), dtype=torch.float64, requires_grad=True)
+    if p.shape != (2,):
+        raise ValueError(f"start must have 2 coordinates, got shape {tuple(p.shape)}")
+    opt = make_optimizer(optimizer, [p], lr, **optimizer_kw)
+    sched = lr_scheduler(opt) if lr_scheduler is not None else None
+    gen = torch.Generator().manual_seed(seed)
+
+    rows: list[tuple] = []
+    diverged_at = None
+    nan = float("nan")
+    for k in range(steps + 1):
+        loss_t = surface.fn(p)
+        (g,) = torch.autograd.grad(loss_t, p)
+        loss = float(loss_t)
+        gnorm = float(g.norm())
+        cur_lr = float(opt.param_groups[0]["lr"])
+        base = (k, float(p[0]), float(p[1]), loss, gnorm, cur_lr)
+        if _diverged(loss, p.detach(), g):
+            diverged_at = k
+            rows.append(base + (nan, nan, nan, nan, False))
+            break
+        if k == steps:
+            rows.append(base + (nan, nan, nan, nan, False))
+            break
+
+        before = p.detach().clone()
+        kicked = False
+        if escape is not None and gnorm < escape.grad_tol:
+            nc = negative_curvature_step(surface, before.numpy(), scale=escape.scale)
+            if nc.eig_min < -escape.min_curvature and nc.loss_after < nc.loss_before:
+                with torch.no_grad():
+                    p.copy_(torch.from_numpy(nc.new_point))
+                kicked = True
+        if not kicked:
+            seen = g
+            if noise_sigma > 0:
+                seen = g + noise_sigma * torch.randn(2, generator=gen, dtype=torch.float64)
+            p.grad = seen
+            opt.step()
+        if sched is not None:
+            sched.step()
+
+        delta = (p.detach() - before).abs().numpy()
+        if kicked:
+            eff = (nan, nan)
+        else:
+            gs = seen.abs().numpy()
+            eff = tuple(float(d / a) if a != 0 else nan for d, a in zip(delta, gs))
+        rows.append(base + (float(delta[0]), float(delta[1])) + eff + (kicked,))
+
+    frame = pd.DataFrame(
+        rows,
+        columns=["step", "x", "y", "loss", "grad_norm", "lr", "step_x", "step_y", "eff_lr_x", "eff_lr_y",
+                 "curvature_step"],
+    )
+    return Trajectory(optimizer, OPTIMIZERS[optimizer], frame, diverged_at, time.perf_counter() - t0)
+
+
+def stack(trajectories: Sequence[Trajectory]) -> pd.DataFrame:
+    """All trajectories' frames in one long DataFrame with optimizer and label columns (for
+    one Altair chart with a colour per optimizer)."""
+    return pd.concat(
+        [t.frame.assign(optimizer=t.optimizer, label=t.label) for t in trajectories], ignore_index=True
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Second-order escape
+
+
+@dataclass(frozen=True)
+class CurvatureStep:
+    """Result of `negative_curvature_step`. direction and new_point are numpy arrays of 2."""
+
+    eig_min: float
+    eig_max: float
+    direction: np.ndarray  # unit eigenvector of eig_min, signed so that the step lowers the loss
+    step_size: float  # length of the step taken (0 when none lowered the loss)
+    new_point: np.ndarray
+    loss_before: float
+    loss_after: float
+    hessian_evals: int  # exact 2x2 Hessians computed (always 1)
+    loss_evals: int  # trial losses spent on the sign choice and backtracking
+    seconds: float
+
+    @property
+    def has_negative_curvature(self) -> bool:
+        """True when the point has a descent direction of negative curvature."""
+        return self.eig_min < 0
+
+
+def negative_curvature_step(
+    surface: Surface, point: Sequence[float], scale: float = 0.5, max_halvings: int = 20
+) -> CurvatureStep:
+    """Step along the Hessian's most negative eigenvector, away from a saddle.
+
+    Size rule: try length scale * |eig_min| (the cubic-regularized Newton step |λ_min|/ρ with
+    ρ = 1/scale), in both signs of the eigenvector, and keep the sign with the lower loss; if
+    neither lowers the loss, halve the length (at most max_halvings times). When no trial
+    lowers the loss (no negative curvature, e.g. the monkey saddle's zero Hessian), the point
+    stays put and step_size is 0.
+
+    >>> r = negative_curvature_step(SURFACES["lecture"], (0.0, 0.0))
+    >>> round(r.eig_min, 6), round(r.loss_after, 6)
+    (-2.0, 0.25)
+    """
+    t0 = time.perf_counter()
+    p = torch.as_tensor(np.asarray(point, dtype=np.float64))
+    H = torch.func.hessian(surface.fn)(p)
+    evals, evecs = torch.linalg.eigh(H)  # ascending
+    eig_min, eig_max = float(evals[0]), float(evals[1])
+    v = evecs[:, 0]
+    loss_before = float(surface.fn(p))
+
+    best = (0.0, p, loss_before, v)
+    n_evals = 0
+    length = scale * abs(eig_min)
+    if eig_min < 0 and length > 0:
+        for _ in range(max_halvings + 1):
+            trials = [(s * v, float(surface.fn(p + length * s * v))) for s in (1.0, -1.0)]
+            n_evals += 2
+            d, trial_loss = min(trials, key=lambda t: t[1])
+            if trial_loss < loss_before:
+                best = (length, p + length * d, trial_loss, d)
+                break
+            length /= 2
+    step_size, new_p, loss_after, d = best
+    if step_size == 0.0 and float(d[0]) < 0:
+        d = -d  # a fixed sign convention when no step was taken
+    return CurvatureStep(
+        eig_min=eig_min,
+        eig_max=eig_max,
+        direction=d.numpy().copy(),
+        step_size=step_size,
+        new_point=new_p.numpy().copy(),
+        loss_before=loss_before,
+        loss_after=loss_after,
+        hessian_evals=1,
+        loss_evals=n_evals,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,53 @@
+"""Home: what TrainScope is, the current dataset at a glance, and a card per diagnosis."""
+from pathlib import Path
+
+import streamlit as st
+
+from core.charts import bars, scatter_2d
+from core.data import DataError
+from core.overview import project_2d, summary
+from ui.export import show_chart
+from ui.pages import DIAGNOSES
+from ui.runner import load_dataset
+from ui.state import current_setup
+
+st.title("TrainScope")
+st.markdown(
+    "Why won't my network train? Pick a dataset, a small model and a seed in the sidebar, then "
+    "open a diagnosis. Each one runs an experiment from the lecture *Tips for training* and "
+    "answers with charts, numbers and a plain verdict."
+)
+
+setup = current_setup()
+try:
+    data = load_dataset(setup.data, setup.seed)
+except DataError as exc:
+    st.error(str(exc))
+    data = None
+
+if data is not None:
+    st.subheader(f"Dataset: {data.name}")
+    left, right = st.columns([1, 2])
+    with left:
+        st.dataframe(summary(data), hide_index=True)
+        if data.task == "classification":
+            show_chart(bars(data.class_counts(), "class", "count", title="Rows per class"), "home", "class counts")
+    with right:
+        projection = project_2d(data, seed=setup.seed)
+        title = "The data" + (" (first two principal components)" if projection.method == "PCA" else "")
+        chart = scatter_2d(projection.frame, projection.x_name, projection.y_name,
+                           projection.frame.columns[2], title=title,
+                           quantitative_color=data.task == "regression")
+        show_chart(chart, "home", "scatter")
+    for note in data.notes:
+        st.info(note, icon=":material/info:")
+    with st.expander("Preview (first 50 rows)"):
+        st.dataframe(data.frame().head(50))
+
+st.subheader("Diagnoses")
+cols = st.columns(3)
+here = Path(__file__).parent.parent
+for i, info in enumerate(p for p in DIAGNOSES if (here / p.path).exists()):
+    with cols[i % 3].container(border=True):
+        st.page_link(info.path, label=f"**{info.title}**", icon=info.icon)
+        st.caption(f"{info.description}  \nLecture: {info.lecture}")

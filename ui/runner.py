@@ -1,0 +1,72 @@
+"""Cached runners: the only place pages reach the engine's slow work.
+
+Same setup and config, same numbers: a rerun is served from st.cache_data. The progress bar is
+created inside the cached function because Streamlit replays a cached function's elements and
+refuses ones placed in a container made outside it; it is emptied before returning, so a replay
+shows nothing.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from typing import Any, Callable
+
+import streamlit as st
+
+from core.data import DataError, Dataset
+from core.lab import DataSpec, LabSetup, load_data
+
+log = logging.getLogger("trainscope")
+
+
+@st.cache_data(show_spinner="Loading data…", max_entries=16)
+def load_dataset(spec: DataSpec, seed: int) -> Dataset:
+    """Load (and cache) the dataset a DataSpec names."""
+    return load_data(spec, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def csv_column_names(csv_bytes: bytes) -> list[str]:
+    """Column names of an uploaded CSV, for the target picker."""
+    from core.data import csv_columns
+
+    return csv_columns(csv_bytes)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run_cached(target: str, setup: LabSetup, config: Any, label: str) -> Any:
+    module_name, func_name = target.rsplit(".", 1)
+    fn = getattr(importlib.import_module(module_name), func_name)
+    data = load_dataset(setup.data, setup.seed)
+    bar = st.progress(0.0, text=label)
+    last = [0.0]
+
+    def on_progress(fraction: float, message: str) -> None:
+        # Each update is a message to the browser: a few per second are enough.
+        now = time.perf_counter()
+        if now - last[0] > 0.15 or fraction >= 1.0:
+            last[0] = now
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{label}: {message}")
+
+    try:
+        return fn(data, setup, config, on_progress=on_progress)
+    finally:
+        bar.empty()
+
+
+def run_diagnosis(fn: Callable, setup: LabSetup, config: Any, label: str = "Running") -> Any | None:
+    """Run a core diagnosis `fn(data, setup, config, on_progress)` through the cache.
+
+    Returns the result, or None after showing a plain message when the input is bad
+    (DataError / ValueError) or the engine failed; never a traceback on screen.
+    """
+    try:
+        return _run_cached(f"{fn.__module__}.{fn.__qualname__}", setup, config, label)
+    except (DataError, ValueError) as exc:
+        st.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the user gets a message, the log gets the trace
+        log.exception("diagnosis %s failed", fn.__qualname__)
+        st.error(f"The diagnosis stopped on an internal error ({type(exc).__name__}: {exc}). "
+                 "Try another setting; the details are in the server log.")
+    return None
