@@ -8,7 +8,7 @@ from ui.pages import DIAGNOSES
 
 st.set_page_config(page_title="TrainScope", page_icon=":material/troubleshoot:", layout="wide")
 
-home = st.Page("pages/home.py", title="TrainScope", icon=":material/home:", default=True)
+home = st.Page("app_pages/home.py", title="TrainScope", icon=":material/home:", default=True)
 diagnoses = [
     st.Page(p.path, title=p.title, icon=p.icon)
     for p in DIAGNOSES

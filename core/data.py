@@ -11,12 +11,15 @@ dropped (and a note says how many).
 from __future__ import annotations
 
 import codecs
+import functools
 import csv
 import hashlib
 import io
 import math
 import numbers
 import pathlib
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,7 +180,8 @@ def _int_param(name: str, key: str, value, low: int, high: int) -> int:
     # The sidebar may hand over floats (400.0); accept whole numbers of any numeric type.
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or int(value) != value or not low <= int(value) <= high:
-        raise DataError(f"{key} for '{name}' must be a whole number between {low:,} and {high:,}, not {value!r}.")
+        raise DataError(f"{key} for '{name}' must be a whole number between {low:,} and {high:,}, "
+                        f"not {value!r}.")
     return int(value)
 
 
@@ -239,7 +243,8 @@ def load_builtin(name: str, seed: int = 0, **params) -> Dataset:
     (4, dtype('float32'))
     """
     if name not in BUILTIN_DATASETS:
-        raise DataError(f"There is no built-in dataset called '{name}'. Choose one of: {', '.join(BUILTIN_DATASETS)}.")
+        raise DataError(f"There is no built-in dataset called '{name}'. "
+                        f"Choose one of: {', '.join(BUILTIN_DATASETS)}.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise DataError(f"The seed must be a whole number between 0 and 2**32 - 1, not {seed!r}.")
     seed = int(seed)
@@ -281,18 +286,23 @@ def load_builtin(name: str, seed: int = 0, **params) -> Dataset:
 
 _DELIMITERS = ",;\t"
 _DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d*(,\d+)?$")  # "1,5" or "12": numbers written with a decimal comma
 
 
 def _read_bytes(source) -> tuple[bytes, str]:
     """The raw bytes of `source` and a display name for it."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "uploaded.csv"
+    if isinstance(source, str) and "\n" in source:
+        return source.encode("utf-8"), "uploaded.csv"  # CSV text itself: no path holds a newline
     if isinstance(source, (str, pathlib.Path)):
         path = pathlib.Path(source)
         try:
             return path.read_bytes(), path.name
-        except OSError as exc:
-            raise DataError(f"Could not open the file '{path}': {exc.strerror or exc}.") from None
+        except (OSError, ValueError) as exc:
+            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise DataError(f"Could not open the file '{shown}': {reason}.") from None
     name = str(getattr(source, "name", "") or "uploaded.csv")
     if hasattr(source, "getvalue"):  # Streamlit's UploadedFile, BytesIO
         raw = source.getvalue()
@@ -334,6 +344,8 @@ def _decode(raw: bytes) -> tuple[str, list[str]]:
 def _sniff_delimiter(text: str) -> str:
     """Comma, semicolon or tab: csv.Sniffer first, then counting delimiters per line."""
     lines = [ln for ln in text[:20000].splitlines() if ln.strip()][:30]
+    if not lines:
+        raise DataError("The file is empty.")
     if len(lines) > 1 and len(text) > 20000:
         lines = lines[:-1]  # the sample may have cut the last line in half
     try:
@@ -367,89 +379,137 @@ def _unique_names(names) -> list[str]:
     return out
 
 
-def _parse(source, nrows: int | None = None) -> tuple[pd.DataFrame, str, list[str]]:
-    """DataFrame, display name and notes; every failure becomes a DataError."""
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line_is_data(text: str, delimiter: str) -> bool:
+    """True when every cell of the first line is a number: a file without a header row."""
+    first = next((ln for ln in text[:20000].splitlines() if ln.strip()), "")
+    cells = [c.strip() for c in next(csv.reader([first], delimiter=delimiter), [])]
+    return len(cells) >= 2 and all(c and _is_number(c) for c in cells)
+
+
+def _parse(source, nrows: int | None = None) -> tuple[pd.DataFrame, str, list[str], str]:
+    """DataFrame, display name, notes and delimiter; every failure becomes a DataError."""
     raw, name = _read_bytes(source)
     text, notes = _decode(raw)
     delimiter = _sniff_delimiter(text)
+    headerless = _first_line_is_data(text, delimiter)
     try:
-        df = pd.read_csv(
-            io.StringIO(text), sep=delimiter, engine="c", skipinitialspace=True,
-            na_values=["?"], low_memory=False, nrows=nrows,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # index_col=False: a trailing delimiter on every row must not turn column 1 into an index.
+            df = pd.read_csv(
+                io.StringIO(text), sep=delimiter, engine="c", skipinitialspace=True, index_col=False,
+                na_values=["?"], low_memory=False, nrows=nrows, header=None if headerless else "infer",
+            )
     except pd.errors.EmptyDataError:
         raise DataError("The file has no columns to read.") from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().split("\n")[-1].removeprefix("Error tokenizing data. C error: ")
         raise DataError(f"The file could not be read as a {_DELIMITER_WORDS[delimiter]}-separated "
                         f"table: {detail.rstrip('.')}.") from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        notes.append("Some rows have more fields than the header; the extra fields were ignored.")
+    # A delimiter at the end of every line makes an empty column without a name: not data.
+    blank = [c for c in df.columns if (headerless or str(c).startswith("Unnamed:")) and df[c].isna().all()]
+    if blank and len(df) and len(blank) < df.shape[1]:
+        df = df.drop(columns=blank)
+        notes.append(f"Ignored {len(blank)} empty column{'s' if len(blank) > 1 else ''} without a name.")
     if df.shape[1] < 2:
         raise DataError("The file has only one column; a table needs at least one feature column and "
                         "a target column, separated by commas, semicolons or tabs.")
     if len(df) == 0:
         raise DataError("The file has a header but no data rows.")
+    if headerless:
+        df.columns = [f"column_{i + 1}" for i in range(df.shape[1])]
+        notes.append(f"The first line holds numbers, not column names, so the columns are named "
+                     f"column_1 to column_{df.shape[1]}.")
     df.columns = _unique_names(df.columns)
-    return df, name, notes
+    return df, name, notes, delimiter
 
 
+def _user_errors(fn):
+    """Turn any exception escaping `fn` into a DataError: the UI shows a sentence, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pandas and csv raise many kinds
+            raise DataError(f"The file could not be read as a table ({type(exc).__name__}: {exc}).") from None
+    return wrapper
+
+
+@_user_errors
 def read_csv_table(source) -> pd.DataFrame:
-    """Read a CSV (bytes, path or file-like) into a DataFrame, as is; raises DataError.
+    """Read a CSV into a DataFrame, columns as pandas parsed them; raises DataError.
 
-    The delimiter (comma, semicolon, tab) and encoding (UTF-8 with or without BOM, Latin-1)
-    are detected; the first line is the header.
+    `source` is bytes, a path (str or pathlib.Path), CSV text (a str holding a newline) or a
+    binary file-like (Streamlit's UploadedFile). The delimiter (comma, semicolon, tab) and the
+    encoding (UTF-8 with or without BOM, UTF-16 with BOM, Latin-1) are detected; the first line
+    is the header unless it holds only numbers.
 
     >>> read_csv_table(b"a;b\\n1;2\\n3;4\\n").shape
     (2, 2)
     """
-    try:
-        return _parse(source)[0]
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the UI must get a sentence, never a traceback
-        raise DataError(f"The file could not be read as a table ({type(exc).__name__}: {exc}).") from None
+    return _parse(source)[0]
 
 
+@_user_errors
 def csv_columns(source) -> list[str]:
-    """Column names of a CSV, for picking the target (reads only the first rows).
+    """Column names of a CSV, for picking the target (parses only the first rows).
 
     >>> csv_columns(b"x,y,label\\n1,2,a\\n")
     ['x', 'y', 'label']
     """
-    try:
-        return list(_parse(source, nrows=50)[0].columns)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"The file could not be read as a table ({type(exc).__name__}: {exc}).") from None
+    return list(_parse(source, nrows=50)[0].columns)
 
 
 def _names(cols) -> str:
     return ", ".join(f"'{c}'" for c in cols)
 
 
-def _as_text(s: pd.Series) -> pd.Series:
-    """Stripped strings with missing values kept missing (empty strings become missing)."""
-    missing = s.isna()
-    out = s.astype(object).where(missing, s.astype(str).str.strip())
-    return out.where(out != "", None).astype(object)
-
-
-def _classify_column(s: pd.Series) -> tuple[str, pd.Series]:
-    """('num', float64 series) for numbers and booleans, else ('text', stripped strings)."""
-    if pd.api.types.is_bool_dtype(s):
-        return "num", s.astype(np.float64)
-    if pd.api.types.is_numeric_dtype(s):
-        return "num", pd.to_numeric(s, errors="coerce").astype(np.float64)
-    text = _as_text(s)
-    present = text.notna()
-    lowered = text[present].str.lower()
-    if len(lowered) and lowered.isin(["true", "false"]).all():
-        return "num", (text.str.lower() == "true").astype(np.float64).where(present)
+def _classify_column(s: pd.Series, bools_as_numbers: bool = True,
+                     decimal_comma: bool = False) -> tuple[str, np.ndarray]:
+    """('num', float64 array, NaN = missing) for numbers (and booleans as 0/1), else ('text',
+    object array of stripped strings, None = missing). With `decimal_comma`, "1,5" reads as 1.5."""
+    if pd.api.types.is_numeric_dtype(s) and (bools_as_numbers or not pd.api.types.is_bool_dtype(s)):
+        return "num", s.to_numpy(dtype=np.float64, na_value=np.nan)
+    raw = s.to_numpy(dtype=object)
+    missing = pd.isna(raw)
+    text = np.array([None if m else (str(v).strip() or None) for v, m in zip(raw, missing)], dtype=object)
+    present = np.array([v is not None for v in text], dtype=bool)
+    if not present.any():
+        return "num", np.full(len(text), np.nan)
+    values = text[present]
+    if bools_as_numbers and {v.lower() for v in set(values)} <= {"true", "false"}:
+        out = np.full(len(text), np.nan)
+        out[present] = [v.lower() == "true" for v in values]
+        return "num", out
     # Numbers stored as text ("3.2") become numbers; any non-number keeps the column as text.
-    num = pd.to_numeric(text, errors="coerce")
-    if num[present].notna().all() and present.any():
-        return "num", num.astype(np.float64)
+    num = pd.to_numeric(values, errors="coerce")
+    if np.isnan(num).any() and decimal_comma and all(_DECIMAL_COMMA.match(v) for v in values):
+        num = pd.to_numeric(np.array([v.replace(",", ".") for v in values], dtype=object), errors="coerce")
+    if not np.isnan(num).any():
+        out = np.full(len(text), np.nan)
+        out[present] = num
+        return "num", out
     return "text", text
+
+
+def _has_comma(s: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(s) and bool(s.astype(str).str.contains(",", regex=False).any())
+
+
+def _missing(kind: str, values: np.ndarray) -> np.ndarray:
+    return np.isnan(values) if kind == "num" else np.equal(values, None)
 
 
 def _finite32(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -470,36 +530,29 @@ def _format_value(v: float) -> str:
     return np.format_float_positional(float(v), trim="-")
 
 
+@_user_errors
 def load_csv(source, target: str | None = None, task: str | None = None, max_rows: int = 100_000,
              seed: int = 0, name: str | None = None) -> Dataset:
     """Load a CSV file as a Dataset; every problem becomes a DataError with a plain sentence.
 
-    The last column is the target unless `target` names one. Numbers stored as text are
-    converted, true/false becomes 0/1, text features with few values are one-hot encoded,
-    id-like text columns and constant columns are dropped, and rows with missing or infinite
-    values are dropped; `notes` says what happened. A text target, or an integer target with at
-    most 20 values, means classification, otherwise regression; `task` overrides that. More
-    than `max_rows` usable rows are randomly sampled down (seeded).
+    `source` is anything `read_csv_table` takes. The last column is the target unless `target`
+    names one. Numbers stored as text are converted (decimal commas too in semicolon and tab
+    files), true/false becomes 0/1, text features with few values are one-hot encoded
+    ("colour=red"), id-like text columns and constant columns are dropped, and rows with missing
+    or infinite values are dropped; `notes` says what happened. A text target, or a whole-number
+    target with at most 20 values, means classification, otherwise regression; `task` overrides
+    that. More than `max_rows` usable rows are randomly sampled down (seeded by `seed`).
 
     >>> rows = "".join(f"{i},{'red' if i % 2 else 'blue'},{i * 2.5}\\n" for i in range(30))
     >>> d = load_csv(("size,colour,price\\n" + rows).encode())
     >>> d.feature_names, d.task
     (('size', 'colour=blue', 'colour=red'), 'regression')
     """
-    try:
-        return _load_csv(source, target, task, max_rows, seed, name)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the UI must get a sentence, never a traceback
-        raise DataError(f"The file could not be loaded ({type(exc).__name__}: {exc}).") from None
-
-
-def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
     if task is not None and task not in TASKS:
         raise DataError(f"The task must be 'classification', 'regression' or automatic, not {task!r}.")
     if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < MIN_ROWS:
         raise DataError(f"max_rows must be a whole number of at least {MIN_ROWS}.")
-    df, file_name, notes = _parse(source)
+    df, file_name, notes, delimiter = _parse(source)
     name = name or file_name
     columns = list(df.columns)
     if target is None:
@@ -513,24 +566,28 @@ def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
     n_all = len(df)
 
     # Sort the feature columns into numeric ones and text ones; drop what cannot be used.
-    numeric: dict[str, np.ndarray] = {}
-    text: dict[str, pd.Series] = {}
+    decimal_comma = delimiter != ","  # semicolon and tab files often write 1,5 for 1.5
+    comma_columns: list[str] = []
+    numeric: dict[str, np.ndarray] = {}  # float64, NaN = missing
+    text: dict[str, np.ndarray] = {}  # stripped strings, None = missing
     dropped = {"empty": [], "index": [], "ids": []}
     for col in columns:
         if col == target:
             continue
-        kind, values = _classify_column(df[col])
-        if values.isna().mean() > 0.5:  # keeping it would cost more than half the rows
+        kind, values = _classify_column(df[col], decimal_comma=decimal_comma)
+        if kind == "num" and decimal_comma and _has_comma(df[col]):
+            comma_columns.append(col)
+        missing = _missing(kind, values)
+        if missing.mean() > 0.5:  # keeping it would cost more than half the rows
             dropped["empty"].append(col)
         elif kind == "num":
-            arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            if _is_row_index(col, arr):
+            if _is_row_index(col, values):
                 dropped["index"].append(col)
             else:
-                numeric[col] = arr
+                numeric[col] = values
         else:
-            n_distinct = values.nunique(dropna=True)
-            if n_distinct > MAX_CATEGORIES or n_distinct > 0.5 * values.notna().sum():
+            n_distinct = len(set(values[~missing]))
+            if n_distinct > MAX_CATEGORIES or n_distinct > 0.5 * (~missing).sum():
                 dropped["ids"].append(col)  # names, ids, free text: one column per value is useless
             else:
                 text[col] = values
@@ -542,35 +599,36 @@ def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
         notes.append("Dropped text columns with too many distinct values to use as features "
                       f"(like ids or names): {_names(dropped['ids'])}.")
 
-    t_kind, t_values = _classify_column(df[target])
-    if pd.api.types.is_bool_dtype(df[target]):
-        t_kind, t_values = "text", df[target].map({True: "True", False: "False"}).astype(object)
+    # true/false in the target stays text: two named classes
+    t_kind, t_values = _classify_column(df[target], bools_as_numbers=False, decimal_comma=decimal_comma)
+    if t_kind == "num" and decimal_comma and _has_comma(df[target]):
+        comma_columns.append(target)
+    if comma_columns:
+        notes.append(f"Read decimal commas (1,5 = 1.5) in: {_names(comma_columns)}.")
 
     # Rows with anything missing or infinite (in float32) in a used column go.
     keep = np.ones(n_all, dtype=bool)
     for col, arr in numeric.items():
         keep &= _finite32(arr)[1]
-    for col, s in text.items():
-        keep &= s.notna().to_numpy()
-    if t_kind == "num":
-        t_num = t_values.to_numpy(dtype=np.float64, na_value=np.nan)
-        keep &= _finite32(t_num)[1]
-    else:
-        keep &= t_values.notna().to_numpy()
+    for col, values in text.items():
+        keep &= ~_missing("text", values)
+    keep &= _finite32(t_values)[1] if t_kind == "num" else ~_missing("text", t_values)
     n_dropped = int(n_all - keep.sum())
     if n_dropped:
-        notes.append(f"Dropped {n_dropped:,} row{'s' if n_dropped != 1 else ''} with missing or infinite values.")
+        rows_word = "rows" if n_dropped != 1 else "row"
+        notes.append(f"Dropped {n_dropped:,} {rows_word} with missing or infinite values.")
     n_rows = int(keep.sum())
     if n_rows < MIN_ROWS:
         extra = " after dropping rows with missing or infinite values" if n_dropped else ""
-        raise DataError(f"Only {n_rows} usable row{'s' if n_rows != 1 else ''} remain{extra}; "
+        raise DataError(f"Only {n_rows} usable row{'s remain' if n_rows != 1 else ' remains'}{extra}; "
                         f"at least {MIN_ROWS} are needed.")
 
     # Sample before encoding so the one-hot columns and classes reflect the rows kept.
     rows = np.flatnonzero(keep)
     if n_rows > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
-        notes.append(f"Randomly sampled {max_rows:,} of {n_rows:,} rows to stay within the {max_rows:,}-row limit.")
+        notes.append(f"Randomly sampled {max_rows:,} of {n_rows:,} rows to stay within the "
+                     f"{max_rows:,}-row limit.")
 
     blocks: list[np.ndarray] = []
     feature_names: list[str] = []
@@ -585,7 +643,7 @@ def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
             blocks.append(v.astype(np.float32)[:, None])
             feature_names.append(col)
         elif col in text:
-            v = text[col].to_numpy(dtype=object)[rows].astype(str)
+            v = text[col][rows].astype(str)
             cats = np.unique(v)
             if len(cats) < 2:
                 constant.append(col)
@@ -603,14 +661,14 @@ def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
     X = np.hstack(blocks)
 
     if t_kind == "text":
-        labels = t_values.to_numpy(dtype=object)[rows].astype(str)
+        labels = t_values[rows].astype(str)
         if task == "regression":
             raise DataError(f"The target '{target}' holds text, so it cannot be used for regression.")
         class_names, y = np.unique(labels, return_inverse=True)
         class_names = tuple(str(c) for c in class_names)
         chosen = "classification"
     else:
-        values = t_num[rows]
+        values = t_values[rows]
         distinct = np.unique(values)
         integer = bool(np.all(distinct == np.round(distinct)))
         chosen = task or ("classification" if integer and len(distinct) <= AUTO_CLASS_LIMIT else "regression")
@@ -633,9 +691,10 @@ def _load_csv(source, target, task, max_rows, seed, name) -> Dataset:
         if len(class_names) < 2:
             raise DataError(f"The target '{target}' has a single class ({class_names[0]}); "
                             "classification needs at least two.")
-        if len(class_names) > MAX_CLASSES:
-            raise DataError(f"The target '{target}' has {len(class_names):,} distinct values, too many "
-                            f"to treat as classes (at most {MAX_CLASSES}).")
+        if len(class_names) > MAX_CLASSES or len(class_names) > 0.5 * len(y):
+            raise DataError(f"The target '{target}' has {len(class_names):,} distinct values in {len(y):,} "
+                            f"rows, too many to treat as classes (at most {MAX_CLASSES}, and fewer than "
+                            "half the rows).")
 
     assert np.isfinite(X).all() and np.isfinite(np.asarray(y, dtype=np.float64)).all()
     feature_names = _unique_names(feature_names)

@@ -74,13 +74,15 @@ def build_mlp(spec: ModelSpec, n_in: int, n_out: int, seed: int = 0) -> nn.Seque
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     width = n_in
-    for h in spec.hidden:
-        layers.append(nn.Linear(width, h))
-        if spec.batch_norm:
-            layers.append(nn.BatchNorm1d(h))
-        layers.append(ACTIVATIONS[spec.activation]())
-        width = h
-    layers.append(nn.Linear(width, n_out))
+    # nn.Linear draws a throwaway init from the global generator: fork it so nothing leaks.
+    with torch.random.fork_rng(devices=[]):
+        for h in spec.hidden:
+            layers.append(nn.Linear(width, h))
+            if spec.batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(ACTIVATIONS[spec.activation]())
+            width = h
+        layers.append(nn.Linear(width, n_out))
     model = nn.Sequential(*layers)
     _init_linear(model, gen, spec.init_scale)
     return model

@@ -16,22 +16,22 @@ class PageInfo:
 
 
 DIAGNOSES = (
-    PageInfo("pages/stall.py", "Gradient stall", ":material/trending_flat:",
+    PageInfo("app_pages/stall.py", "Gradient stall", ":material/trending_flat:",
              "The loss stopped falling: is the gradient ~0 (saddle point or minimum) or is the step bouncing?",
              "2.1 Critical points"),
-    PageInfo("pages/saddle.py", "Saddle escape", ":material/downhill_skiing:",
+    PageInfo("app_pages/saddle.py", "Saddle escape", ":material/downhill_skiing:",
              "Race plain GD, a negative-curvature step, noise, momentum and Adam away from the same saddle.",
              "2.2 Escaping saddle points"),
-    PageInfo("pages/learning_rate.py", "Learning rate", ":material/speed:",
+    PageInfo("app_pages/learning_rate.py", "Learning rate", ":material/speed:",
              "Preview warmup, decay and cyclic schedules, compare adaptive optimizers, find a rate that works.",
              "3 Adaptive learning rates"),
-    PageInfo("pages/batch_size.py", "Batch size", ":material/stacks:",
+    PageInfo("app_pages/batch_size.py", "Batch size", ":material/stacks:",
              "Small vs large batches: time per epoch, accuracy, and the sharpness of the minimum reached.",
              "4 Batch and momentum"),
-    PageInfo("pages/scaling.py", "Feature scaling", ":material/straighten:",
+    PageInfo("app_pages/scaling.py", "Feature scaling", ":material/straighten:",
              "Raw vs standardized inputs: the error surface's conditioning, and what batch norm does.",
              "5.2 Feature normalization"),
-    PageInfo("pages/loss_function.py", "Loss function", ":material/functions:",
+    PageInfo("app_pages/loss_function.py", "Loss function", ":material/functions:",
              "MSE vs cross-entropy for classification: why MSE stalls where the model is confidently wrong.",
              "5.1 Classification loss"),
 )

@@ -1,0 +1,77 @@
+"""AppTest runs of the app shell: home page, every built-in dataset, CSV uploads good and bad."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.data import BUILTIN_DATASETS
+
+APP = "../app.py"  # relative to this test file
+
+MESSY_CSV = (
+    "id,name,colour,height,weight,species\n"
+    + "".join(
+        f"{i},person{i},{'red' if i % 3 else 'blue'},{150 + (i * 7) % 40},{'' if i % 17 == 0 else 50 + (i * 3) % 30},"
+        f"{'cat' if (i * 7) % 40 > 18 else 'dog'}\n"
+        for i in range(60)
+    )
+).encode()
+
+
+def _app():
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def _text(at) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.info] + [m.value for m in at.error]
+    parts += [m.value for m in at.subheader] + [m.value for m in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_default_shows_summary_scatter_and_cards():
+    at = _app().run()
+    assert not at.exception
+    assert at.title[0].value == "TrainScope"
+    assert "Dataset: moons" in _text(at)
+    assert len(at.get("vega_lite_chart")) >= 2  # class counts + scatter
+    summary = at.dataframe[0].value
+    assert summary.set_index("what").loc["rows", "value"] == "400"
+    assert at.sidebar.header[0].value == "Lab setup"
+
+
+@pytest.mark.parametrize("name", BUILTIN_DATASETS)
+def test_every_builtin_dataset_loads_on_home(name):
+    at = _app().run()
+    at.sidebar.selectbox(key="lab_dataset").set_value(name).run()
+    assert not at.exception
+    assert f"Dataset: {name}" in _text(at)
+    assert not at.error
+
+
+def _upload(at, name: str, blob: bytes):
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value((name, blob, "text/csv")).run()
+    return at
+
+
+def test_messy_csv_upload_shows_its_loading_notes():
+    at = _upload(_app().run(), "people.csv", MESSY_CSV)
+    assert not at.exception, at.exception
+    text = _text(at)
+    assert "Dataset: people" in text
+    assert "missing" in text.lower()  # rows with an empty weight were dropped, with a note
+    assert "colour" in text  # the text feature was one-hot encoded, with a note
+    assert "name" in text  # the id-like text column was dropped, with a note
+    summary = at.dataframe[0].value.set_index("what")
+    assert summary.loc["task", "value"] == "classification" and summary.loc["classes", "value"] == "2"
+    # Choosing another target updates the summary: height has 40 distinct values -> regression.
+    at.sidebar.selectbox(key="lab_target").set_value("height").run()
+    assert not at.exception
+    assert at.dataframe[0].value.set_index("what").loc["task", "value"] == "regression"
+
+
+def test_malformed_csv_shows_a_message_and_the_app_keeps_working():
+    at = _upload(_app().run(), "broken.csv", b"\x00\x01\x02\xff\xfe garbage \x00")
+    assert not at.exception
+    assert at.error, "a bad file must produce a visible message"
+    # The app still works: switch back to a built-in dataset.
+    at.sidebar.selectbox(key="lab_dataset").set_value("iris").run()
+    assert not at.exception and "Dataset: iris" in _text(at)

@@ -1,0 +1,249 @@
+"""core.schedules: every pure schedule against its torch twin, plus closed-form spot checks."""
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.schedules import SCHEDULES, ScheduleInfo, default_params, lr_at, schedule_frame, to_torch, torch_code
+
+T = 1000  # steps per run: the agreement is required at every one of them
+BASE = 0.1
+
+# Every schedule with its defaults, plus one non-default setting each (odd sizes on purpose).
+CASES = [(name, {}) for name in SCHEDULES] + [
+    ("step", {"step_size": 7, "gamma": 0.9}),
+    ("exponential", {"gamma": 0.995}),
+    ("cosine", {"min_lr": 0.01}),
+    ("warmup_cosine", {"warmup_steps": 37, "warmup_start_factor": 0.3, "min_lr": 0.001}),
+    ("warmup_cosine", {"warmup_steps": 0}),  # no warm-up: plain CosineAnnealingLR
+    ("warmup_cosine", {"warmup_steps": T - 1}),  # warm-up fills the run: LinearLR alone
+    ("warmup_linear", {"warmup_steps": 250}),
+    ("polynomial", {"power": 0.5}),
+    ("noam", {"d_model": 64, "warmup_steps": 30}),
+    ("inverse_sqrt", {"warmup_steps": 1}),
+    ("one_cycle", {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0}),
+    ("one_cycle", {"pct_start": 0.333}),  # fractional peak step, as torch allows
+    ("cyclic", {"min_lr": 0.003, "step_size_up": 7}),
+    ("cosine_restarts", {"T_0": 50, "T_mult": 2, "min_lr": 0.001}),
+]
+CASE_IDS = [f"{n}-{'-'.join(f'{k}{v}' for k, v in p.items()) or 'defaults'}" for n, p in CASES]
+
+
+def torch_lrs(scheduler, optimizer, n):
+    """get_last_lr() of group 0 before any update and after each of n - 1 updates."""
+    lrs = [scheduler.get_last_lr()[0]]
+    for _ in range(n - 1):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr()[0])
+    return np.array(lrs)
+
+
+def sgd(lr, momentum=0.0):
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=momentum)
+
+
+@pytest.mark.filterwarnings("error")  # the twins must run without torch warnings
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_torch_twin_matches_lr_at_at_every_step(name, params):
+    opt = sgd(BASE)
+    scheduler = to_torch(opt, name, T, **params)
+    got = torch_lrs(scheduler, opt, T)
+    want = np.array([lr_at(name, t, T, BASE, **params) for t in range(T)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    opt.step()
+    scheduler.step()  # core.train steps the scheduler once more after the last update
+    assert math.isfinite(scheduler.get_last_lr()[0]) and scheduler.get_last_lr()[0] >= 0
+
+
+@pytest.mark.parametrize("total", [2, 3, 5, 11])
+def test_defaults_work_on_tiny_runs(total):
+    for name in SCHEDULES:
+        opt = sgd(BASE)
+        got = torch_lrs(to_torch(opt, name, total), opt, total)
+        want = [lr_at(name, t, total, BASE) for t in range(total)]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=name)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name,params", CASES, ids=CASE_IDS)
+def test_torch_code_round_trips(name, params):
+    code = torch_code(name, T, BASE, **params)
+    assert "scheduler = torch.optim.lr_scheduler." in code
+    opt = sgd(BASE)
+    namespace = {"optimizer": opt}
+    exec(code, namespace)
+    got = torch_lrs(namespace["scheduler"], opt, T)
+    want = np.array([lr_at(name, t, T, BASE, **params) for t in range(T)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+def test_step_decay_hand_values():
+    kw = dict(step_size=100, gamma=0.5)
+    assert lr_at("step", 99, T, 0.1, **kw) == pytest.approx(0.1, rel=1e-15)
+    assert lr_at("step", 100, T, 0.1, **kw) == pytest.approx(0.05, rel=1e-15)
+    assert lr_at("step", 999, T, 0.1, **kw) == pytest.approx(0.0001953125, rel=1e-15)  # 0.1 / 2**9
+
+
+def test_noam_peaks_at_end_of_warmup():
+    kw = dict(d_model=512, warmup_steps=4000)
+    lrs = np.array([lr_at("noam", t, 10_000, 1.0, **kw) for t in range(10_000)])
+    assert lrs.argmax() == 3999  # s = t + 1 = warmup
+    assert float(f"{lrs.max():.5e}") == 6.98771e-4
+    assert lrs.max() == pytest.approx((512 * 4000) ** -0.5, rel=1e-14)
+
+
+def test_warmup_cosine_against_independent_formula():
+    W, f0, lo = 100, 0.01, 0.002
+    t = np.arange(T)
+    warm = BASE * (f0 + (1 - f0) * t / W)
+    decay = lo + 0.5 * (BASE - lo) * (1 + np.cos(np.pi * (t - W) / (T - 1 - W)))
+    want = np.where(t < W, warm, decay)
+    got = np.array([lr_at("warmup_cosine", s, T, BASE, warmup_steps=W, warmup_start_factor=f0, min_lr=lo)
+                    for s in t])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert got[0] == pytest.approx(BASE * f0, rel=1e-15)
+    assert got[W] == pytest.approx(BASE, rel=1e-15)
+    assert got[-1] == pytest.approx(lo, rel=1e-14)
+    assert got.argmax() == W
+
+
+def test_cosine_spans_the_whole_run():
+    # T_max = total_steps - 1: base at the first step, min_lr exactly at the last
+    lrs = [lr_at("cosine", t, 1001, 0.1, min_lr=0.02) for t in (0, 500, 1000)]
+    np.testing.assert_allclose(lrs, [0.1, 0.06, 0.02], rtol=1e-14)
+
+
+def test_warmup_linear_and_inverse_sqrt_shapes():
+    bert = np.array([lr_at("warmup_linear", t, T, BASE, warmup_steps=100) for t in range(T)])
+    t = np.arange(T)
+    want = BASE * np.where(t < 100, t / 100, (T - 1 - t) / (T - 1 - 100))
+    np.testing.assert_allclose(bert, want, rtol=1e-12, atol=1e-18)
+    assert bert[0] == 0 and bert[-1] == 0 and bert.argmax() == 100
+    inv = np.array([lr_at("inverse_sqrt", s, T, BASE, warmup_steps=100) for s in t])
+    np.testing.assert_allclose(inv, BASE * np.minimum((t + 1) / 100, np.sqrt(100 / (t + 1))), rtol=1e-14)
+
+
+def test_one_cycle_start_and_peak():
+    lrs = np.array([lr_at("one_cycle", t, T, BASE) for t in range(T)])  # div_factor 25 by default
+    assert lrs.max() == pytest.approx(BASE, rel=1e-14)
+    assert lrs[0] == pytest.approx(BASE / 25, rel=1e-14)
+    assert lrs[-1] == pytest.approx(BASE / 25 / 1e4, rel=1e-12)
+    assert lrs.argmax() == round(0.3 * T) - 1  # torch ends the rise at pct_start * total - 1
+
+
+def test_cyclic_against_clr_paper_formula():
+    # Smith (2017): cycle = floor(1 + t / 2s), x = |t / s - 2 cycle + 1|, lr = lo + (hi - lo) max(0, 1 - x)
+    s, lo = 40, 0.01
+    t = np.arange(T)
+    cycle = np.floor(1 + t / (2 * s))
+    want = lo + (BASE - lo) * np.maximum(0, 1 - np.abs(t / s - 2 * cycle + 1))
+    got = [lr_at("cyclic", k, T, BASE, min_lr=lo, step_size_up=s) for k in t]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_cosine_restarts_restart_where_cycles_end():
+    kw = dict(T_0=50, T_mult=2, min_lr=0.0)
+    restarts = [0, 50, 150, 350, 750]  # cycle lengths 50, 100, 200, 400
+    for t in restarts:
+        assert lr_at("cosine_restarts", t, T, BASE, **kw) == BASE
+    # halfway through the 100-step cycle the cosine is at its middle
+    assert lr_at("cosine_restarts", 100, T, BASE, **kw) == pytest.approx(BASE / 2, rel=1e-14)
+
+
+def test_integer_params_may_arrive_as_floats():
+    # core.train passes schedule params as floats; whole numbers must still work
+    opt = sgd(BASE)
+    scheduler = to_torch(opt, "cosine_restarts", 200, T_0=40.0, T_mult=2.0)
+    got = torch_lrs(scheduler, opt, 200)
+    want = [lr_at("cosine_restarts", t, 200, BASE, T_0=40, T_mult=2) for t in range(200)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.filterwarnings("error")
+def test_cycling_schedulers_leave_momentum_alone_and_accept_any_optimizer():
+    opt = sgd(BASE, momentum=0.9)
+    scheduler = to_torch(opt, "one_cycle", 100)
+    torch_lrs(scheduler, opt, 50)
+    assert opt.param_groups[0]["momentum"] == 0.9
+    adagrad = torch.optim.Adagrad([torch.zeros(1, requires_grad=True)], lr=BASE)  # no momentum at all
+    got = torch_lrs(to_torch(adagrad, "cyclic", 100, min_lr=0.01, step_size_up=10), adagrad, 100)
+    np.testing.assert_allclose(got, [lr_at("cyclic", t, 100, BASE, min_lr=0.01, step_size_up=10)
+                                     for t in range(100)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["noam", "one_cycle", "warmup_cosine"])
+def test_each_param_group_scales_its_own_lr(name):
+    a, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.03}])
+    scheduler = to_torch(opt, name, 300)
+    rows = [scheduler.get_last_lr()]
+    for _ in range(299):
+        opt.step()
+        scheduler.step()
+        rows.append(scheduler.get_last_lr())
+    rows = np.array(rows)
+    for col, base in enumerate([0.1, 0.03]):
+        np.testing.assert_allclose(rows[:, col], [lr_at(name, t, 300, base) for t in range(300)], rtol=1e-12)
+
+
+def test_schedules_table_and_defaults():
+    assert list(SCHEDULES)[:5] == ["constant", "step", "exponential", "cosine", "warmup_cosine"]
+    for name, info in SCHEDULES.items():
+        assert isinstance(info, ScheduleInfo) and info.name == name and info.label and info.description
+        assert set(info.needs) <= set(info.defaults)
+        assert default_params(name, 1000) == info.defaults
+    assert default_params("warmup_cosine", 500)["warmup_steps"] == 50  # 10% of the run
+    assert default_params("warmup_linear", 2000)["warmup_steps"] == 200
+    # exponential's default decays to 1% of base_lr by the last step
+    assert lr_at("exponential", 399, 400, 1.0) == pytest.approx(0.01, rel=1e-12)
+    # left-out params take the defaults
+    assert lr_at("warmup_cosine", 50, 500, BASE) == lr_at("warmup_cosine", 50, 500, BASE, warmup_steps=50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SCHEDULES["cosine"].label = "changed"
+
+
+def test_schedule_frame():
+    df = schedule_frame({"cosine": {"min_lr": 0.01}, "step": {}}, 200, BASE)
+    assert list(df.columns) == ["step", "schedule", "lr"] and len(df) == 400
+    cos = df[df.schedule == "cosine"]
+    np.testing.assert_array_equal(cos.step, np.arange(200))
+    np.testing.assert_allclose(cos.lr, [lr_at("cosine", t, 200, BASE, min_lr=0.01) for t in range(200)], rtol=0)
+    # the same schedule twice: its params keep the curves apart
+    twice = schedule_frame([("step", {"gamma": 0.5}), ("step", {"gamma": 0.2}), "constant"], 50, BASE)
+    assert twice.schedule.nunique() == 3
+    assert twice.groupby("schedule").size().tolist() == [50, 50, 50]
+    assert isinstance(schedule_frame([], 50, BASE), pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: lr_at("nope", 0, T, BASE), "Unknown schedule 'nope'"),
+        (lambda: lr_at("cosine", 0, T, -0.1), "must be positive"),
+        (lambda: lr_at("cosine", 0, T, float("nan")), "finite number"),
+        (lambda: lr_at("warmup_cosine", 0, T, BASE, warmup_steps=T + 1), "warmup_steps must lie between"),
+        (lambda: lr_at("noam", 0, T, BASE, warmup_steps=0), "warmup_steps must lie between 1"),
+        (lambda: lr_at("step", 0, T, BASE, gamma=0.0), "gamma must be positive"),
+        (lambda: lr_at("exponential", 0, T, BASE, gamma=-0.5), "gamma must be positive"),
+        (lambda: lr_at("step", 0, T, BASE, step_size=0), "step_size must be at least 1"),
+        (lambda: lr_at("step", 0, T, BASE, step_size=2.5), "whole number"),
+        (lambda: lr_at("cosine", 0, T, BASE, gamma=0.5), "has no parameter 'gamma'"),
+        (lambda: lr_at("cosine", 0, T, BASE, min_lr=0.5), "min_lr must lie between 0 and the base"),
+        (lambda: lr_at("cosine", T, T, BASE), "step must lie between 0 and total_steps - 1"),
+        (lambda: lr_at("cosine", 0, 1, BASE), "total_steps must be at least 2"),
+        (lambda: lr_at("one_cycle", 0, T, BASE, pct_start=1.2), "pct_start must lie between 0 and 1"),
+        (lambda: lr_at("warmup_cosine", 0, T, BASE, warmup_start_factor=0.0), "warmup_start_factor"),
+        (lambda: to_torch(sgd(0.01), "cyclic", T, min_lr=0.05), "min_lr must lie between 0 and the base"),
+        (lambda: to_torch(sgd(BASE), "bogus", T), "Unknown schedule"),
+        (lambda: torch_code("cosine_restarts", T, BASE, T_mult=0), "T_mult must be at least 1"),
+        (lambda: default_params("bogus", T), "Unknown schedule"),
+    ],
+)
+def test_bad_input_raises_a_plain_sentence(call, match):
+    with pytest.raises(ValueError, match=match) as err:
+        call()
+    assert str(err.value).endswith(".")
