@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui.lab import lab_sidebar
 from ui.pages import DIAGNOSES
+from ui.warmup import start_warmup
 
 st.set_page_config(page_title="TrainScope", page_icon=":material/troubleshoot:", layout="wide")
 
@@ -15,5 +16,6 @@ diagnoses = [
     if (Path(__file__).parent / p.path).exists()
 ]
 page = st.navigation({"": [home], "Diagnoses": diagnoses})
+start_warmup()
 lab_sidebar()
 page.run()

@@ -322,13 +322,15 @@ def hutchinson_trace(
         raise ValueError("Need 2 <= min_samples <= max_samples.")
     op = _hvp_operator(f, theta, hvp_method)
     gen = torch.Generator().manual_seed(seed)
-    samples: list[float] = []
+    k, mean, m2 = 0, 0.0, 0.0  # Welford's running mean and sum of squared deviations
     while True:
         z = torch.randint(0, 2, (op.n,), generator=gen).to(op.theta.dtype) * 2 - 1
-        samples.append(float(z @ op.tensor(z)))
-        k = len(samples)
-        mean = float(np.mean(samples))
-        std_error = float(np.std(samples, ddof=1) / np.sqrt(k)) if k > 1 else float("inf")
+        sample = float(z @ op.tensor(z))
+        k += 1
+        delta = sample - mean
+        mean += delta / k
+        m2 += delta * (sample - mean)
+        std_error = float(np.sqrt(m2 / (k - 1) / k)) if k > 1 else float("inf")
         if k >= max_samples or (k >= min_samples and std_error <= tol * abs(mean)):
             return TraceEstimate(mean, std_error, k, op.count)
 

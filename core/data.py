@@ -482,25 +482,31 @@ def _classify_column(s: pd.Series, bools_as_numbers: bool = True,
     object array of stripped strings, None = missing). With `decimal_comma`, "1,5" reads as 1.5."""
     if pd.api.types.is_numeric_dtype(s) and (bools_as_numbers or not pd.api.types.is_bool_dtype(s)):
         return "num", s.to_numpy(dtype=np.float64, na_value=np.nan)
-    raw = s.to_numpy(dtype=object)
-    missing = pd.isna(raw)
-    text = np.array([None if m else (str(v).strip() or None) for v, m in zip(raw, missing)], dtype=object)
-    present = np.array([v is not None for v in text], dtype=bool)
-    if not present.any():
+    # Vectorised strip (100k rows in milliseconds); np.array copies: pandas hands out read-only views.
+    text = np.array(s.astype(str).str.strip().to_numpy(dtype=object), dtype=object)
+    missing = s.isna().to_numpy() | (text == "")
+    text[missing] = None
+    if missing.all():
         return "num", np.full(len(text), np.nan)
-    values = text[present]
-    if bools_as_numbers and {v.lower() for v in set(values)} <= {"true", "false"}:
+    # Decide on the distinct values (few for categories) before converting every row.
+    distinct = pd.unique(text[~missing])
+    if bools_as_numbers and len(distinct) <= 4 and {v.lower() for v in distinct} <= {"true", "false"}:
         out = np.full(len(text), np.nan)
-        out[present] = [v.lower() == "true" for v in values]
+        out[~missing] = [v.lower() == "true" for v in text[~missing]]
         return "num", out
     # Numbers stored as text ("3.2") become numbers; any non-number keeps the column as text.
-    num = pd.to_numeric(values, errors="coerce")
-    if np.isnan(num).any() and decimal_comma and all(_DECIMAL_COMMA.match(v) for v in values):
-        num = pd.to_numeric(np.array([v.replace(",", ".") for v in values], dtype=object), errors="coerce")
-    if not np.isnan(num).any():
-        out = np.full(len(text), np.nan)
-        out[present] = num
-        return "num", out
+    for convert in (str, lambda v: v.replace(",", ".")) if decimal_comma else (str,):
+        if convert is not str and not all(_DECIMAL_COMMA.match(v) for v in distinct):
+            break
+        sample = np.array([convert(v) for v in distinct[:200]], dtype=object)
+        if np.isnan(pd.to_numeric(sample, errors="coerce")).any():
+            continue  # cheap early exit for names and categories
+        values = np.array([convert(v) for v in text[~missing]], dtype=object)
+        num = pd.to_numeric(values, errors="coerce")
+        if not np.isnan(num).any():
+            out = np.full(len(text), np.nan)
+            out[~missing] = num
+            return "num", out
     return "text", text
 
 

@@ -484,6 +484,39 @@ class CurvatureStep:
         return self.eig_min < 0
 
 
+def descend_along(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    point: torch.Tensor,
+    direction: torch.Tensor,
+    length: float,
+    max_halvings: int = 20,
+) -> tuple[float, torch.Tensor, float, torch.Tensor, int]:
+    """Step of `length` along ±direction from point, keeping the sign with the lower loss and
+    halving the length until the loss drops (at most max_halvings times).
+
+    Works for any flat parameter tensor (2-D surfaces and whole networks alike). Returns
+    (step_size, new_point, loss_after, signed_direction, loss_evals); step_size is 0 and
+    new_point is point when no trial lowered the loss (or length is 0).
+
+    >>> f = lambda t: (1 - t[..., 0] * t[..., 1]) ** 2
+    >>> v = torch.tensor([1.0, 1.0], dtype=torch.float64) / 2 ** 0.5
+    >>> descend_along(f, torch.zeros(2, dtype=torch.float64), v, 1.0)[2]   # doctest: +ELLIPSIS
+    0.25...
+    """
+    loss_before = float(fn(point))
+    n_evals = 0
+    if length > 0:
+        for _ in range(max_halvings + 1):
+            trials = [(s * direction, float(fn(point + length * s * direction))) for s in (1.0, -1.0)]
+            n_evals += 2
+            d, trial_loss = min(trials, key=lambda t: t[1])
+            # a decrease at rounding level is no escape (e.g. the lecture saddle's L = (1 - 2)^2)
+            if trial_loss < loss_before - 1e-12 * (1.0 + abs(loss_before)):
+                return length, point + length * d, trial_loss, d, n_evals
+            length /= 2
+    return 0.0, point, loss_before, direction, n_evals
+
+
 def negative_curvature_step(
     surface: Surface, point: Sequence[float], scale: float = 0.5, max_halvings: int = 20
 ) -> CurvatureStep:
@@ -507,20 +540,8 @@ def negative_curvature_step(
     v = evecs[:, 0]
     loss_before = float(surface.fn(p))
 
-    best = (0.0, p, loss_before, v)
-    n_evals = 0
-    length = scale * abs(eig_min)
-    if eig_min < 0 and length > 0:
-        for _ in range(max_halvings + 1):
-            trials = [(s * v, float(surface.fn(p + length * s * v))) for s in (1.0, -1.0)]
-            n_evals += 2
-            d, trial_loss = min(trials, key=lambda t: t[1])
-            # a decrease at rounding level is no escape (e.g. the lecture saddle's L = (1 - 2)^2)
-            if trial_loss < loss_before - 1e-12 * (1.0 + abs(loss_before)):
-                best = (length, p + length * d, trial_loss, d)
-                break
-            length /= 2
-    step_size, new_p, loss_after, d = best
+    length = scale * abs(eig_min) if eig_min < 0 else 0.0
+    step_size, new_p, loss_after, d, n_evals = descend_along(surface.fn, p, v, length, max_halvings)
     if step_size == 0.0 and float(d[0]) < 0:
         d = -d  # a fixed sign convention when no step was taken
     return CurvatureStep(

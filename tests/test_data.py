@@ -246,7 +246,9 @@ def test_csv_sources_bytes_path_filelike(tmp_path):
         assert d.name == name
         np.testing.assert_array_equal(d.X, ref.X)
         np.testing.assert_array_equal(d.y, ref.y)
-    assert read_csv_table(path).shape == df.shape
+    pd.testing.assert_frame_equal(read_csv_table(path), df, check_dtype=False)
+    text_source = load_csv(raw.decode())  # CSV text itself (a str with newlines) is read, not opened
+    np.testing.assert_array_equal(text_source.X, ref.X)
     with pytest.raises(DataError, match="Could not open"):
         load_csv(tmp_path / "missing.csv")
 
@@ -360,11 +362,12 @@ def test_csv_decimal_comma_headerless_and_trailing_delimiter():
     assert h.n_rows == 15 and h.feature_names == ("column_1", "column_2") and h.target_name == "column_3"
     np.testing.assert_array_equal(h.y, np.arange(15) % 2)
     # A delimiter at the end of every line must not shift the columns.
-    trailing = "a,b,t,\n" + "".join(f"{a},{i % 4},{i % 2},\n" for i, a in enumerate(x))
-    r = load_csv(trailing.encode())
-    assert r.target_name == "t" and r.feature_names == ("a", "b")
-    np.testing.assert_allclose(r.X[:, 0], x, rtol=0)
-    np.testing.assert_array_equal(r.y, np.arange(15) % 2)
+    for header in ("a,b,t\n", "a,b,t,\n"):
+        trailing = header + "".join(f"{a},{i % 4},{i % 2},\n" for i, a in enumerate(x))
+        r = load_csv(trailing.encode())
+        assert r.target_name == "t" and r.feature_names == ("a", "b")
+        np.testing.assert_allclose(r.X[:, 0], x, rtol=0)
+        np.testing.assert_array_equal(r.y, np.arange(15) % 2)
 
 
 @pytest.mark.parametrize("raw,match", [

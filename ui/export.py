@@ -19,14 +19,19 @@ def show_chart(chart: alt.TopLevelMixin, page: str, name: str, key: str | None =
     st.altair_chart(chart)
     setup = current_setup()
     key = key or f"{page}_{name}"
-    cols = st.columns([1, 1, 1, 5])
-    for col, fmt in zip(cols, FORMATS):
-        col.download_button(
-            fmt.upper(),
-            data=partial(chart_bytes, chart, fmt),
-            file_name=file_name(page, name, setup.data.label, setup.seed, fmt),
-            mime=MIME[fmt],
-            key=f"export_{key}_{fmt}",
-            on_click="ignore",
-            help=f"Download this chart as {fmt.upper()}" if fmt != "csv" else "Download this chart's data as CSV",
-        )
+    with st.container(horizontal=True, gap="small"):
+        for fmt in FORMATS:
+            _button(chart, fmt, page, name, key, setup)
+
+
+def _button(chart, fmt, page, name, key, setup) -> None:
+    st.download_button(
+        fmt.upper(),
+        data=partial(chart_bytes, chart, fmt),
+        file_name=file_name(page, name, setup.data.label, setup.seed, fmt),
+        mime=MIME[fmt],
+        key=f"export_{key}_{fmt}",
+        on_click="ignore",
+        icon=":material/download:",
+        help=f"Download this chart as {fmt.upper()}" if fmt != "csv" else "Download this chart's data as CSV",
+    )

@@ -1,0 +1,508 @@
+"""Saddle escape race: who gets away from the same saddle, how fast, and at what cost.
+
+Six racers start from one point, either exactly at a saddle or pushed off it by a small seeded
+random step of length epsilon (both races are always run, so the page can be honest about the
+exact start): plain gradient descent, gradient descent with gradient noise (SGD-like), one
+negative-curvature step and then gradient descent, SGD with momentum, Nesterov and Adam. Every
+racer except the curvature step is the real torch.optim optimizer acting on a parameter tensor.
+
+The ground is a 2-D surface from core.surfaces (the lecture's L = (1 - w1*w2)^2, a classic
+saddle, a monkey saddle) or "your network": the lab model placed at a saddle on the lab data.
+
+A racer has escaped at the first step whose loss is below L(saddle) - delta or whose distance
+from the saddle is above radius.
+
+>>> from core.data import load_builtin
+>>> from core.lab import LabSetup
+>>> res = run(load_builtin("moons"), LabSetup(), Config(surface="lecture"))     # doctest: +SKIP
+>>> res.table[["racer", "start", "steps_to_escape"]]                              # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from core.curvature import CriticalPoint, classify_point, hessian_extremes, model_loss
+from core.data import Dataset
+from core.diagnoses import Progress, Verdict, no_progress, sub_progress
+from core.lab import LabSetup
+from core.models import ModelSpec, build_mlp, n_params
+from core.surfaces import (
+    DIVERGENCE_LIMIT,
+    SURFACES,
+    descend_along,
+    make_optimizer,
+    negative_curvature_step,
+    run_optimizer,
+)
+from core.train import make_loss, split_data
+
+SURFACE_CHOICES = ("lecture", "saddle", "monkey")  # the core.surfaces keys that have a saddle
+NETWORK = "network"
+
+# racer key -> (label, core.surfaces optimizer name)
+RACERS: dict[str, tuple[str, str]] = {
+    "gd": ("Gradient descent", "gd"),
+    "noise": ("GD + gradient noise", "gd"),
+    "curvature": ("Curvature step, then GD", "gd"),
+    "momentum": ("Momentum", "momentum"),
+    "nesterov": ("Nesterov", "nesterov"),
+    "adam": ("Adam", "adam"),
+}
+FIRST_ORDER = ("gd", "momentum", "nesterov", "adam")  # racers that see only the exact gradient
+STARTS = {"exact": "exactly at the saddle", "pushed": "pushed by epsilon"}
+NAMES = {"gd": "gradient descent", "noise": "gradient noise", "curvature": "the curvature step",
+         "momentum": "momentum", "nesterov": "Nesterov", "adam": "Adam"}  # racers inside sentences
+
+# A racer that ends closer than this to its start "never moved" (Adam turns a rounding-level
+# gradient of 1e-17 into steps of ~1e-10 because of its eps = 1e-8; that is not moving).
+STILL = 1e-6
+
+# A network with no hidden layer is a convex model (no saddle): this mode gives it one.
+DEFAULT_NETWORK_HIDDEN = (16,)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One race. The defaults are the page's default run."""
+
+    surface: str = "lecture"  # a SURFACE_CHOICES key, or "network" for the lab model at a saddle
+    steps: int = 200  # optimizer updates per racer (the step budget)
+    lr: float = 0.1  # learning rate of every racer
+    epsilon: float = 0.01  # length of the seeded random push off the saddle (the "pushed" race)
+    noise_sigma: float = 0.5  # std of the N(0, sigma^2) noise added to each gradient coordinate
+    momentum: float = 0.9  # beta of momentum and Nesterov (torch.optim.SGD's momentum)
+    delta: float = 0.05  # escaped once the loss is this far below L(saddle) (loss units)
+    radius: float = 1.0  # ... or once this far from the saddle (Euclidean, parameter units)
+    curvature_scale: float = 0.5  # curvature step length = scale * |lambda_min| (before halving)
+    all_zero: bool = False  # network: zero every layer, not only the last two (see network_saddle)
+
+
+def validate(config: Config) -> None:
+    """Raise ValueError with a plain sentence when the race cannot be run."""
+    if config.surface not in SURFACE_CHOICES + (NETWORK,):
+        raise ValueError(f"Unknown surface {config.surface!r}; choose one of {', '.join(SURFACE_CHOICES)} or network.")
+    if config.steps < 1:
+        raise ValueError("Give the racers at least one step.")
+    if config.steps > 5000:
+        raise ValueError("At most 5,000 steps per racer.")
+    checks = [
+        (config.lr, "The learning rate"),
+        (config.epsilon, "The push epsilon"),
+        (config.delta, "The loss drop delta"),
+        (config.radius, "The escape radius"),
+        (config.curvature_scale, "The curvature step scale"),
+    ]
+    for value, name in checks:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number.")
+    if not (config.noise_sigma >= 0 and math.isfinite(config.noise_sigma)):
+        raise ValueError("The gradient noise sigma cannot be negative.")
+    if not 0 <= config.momentum < 1:
+        raise ValueError("Momentum beta must be at least 0 and below 1.")
+
+
+@dataclass(frozen=True)
+class Lap:
+    """One racer's run from one start.
+
+    frame: one row per step (step 0 = the start): step, loss, grad_norm, distance (from the
+    saddle), and x, y on a 2-D surface. The curvature racer's row 1 is the point after its
+    curvature step. Costs are those of the curvature step (zero for the other racers).
+    """
+
+    racer: str
+    start: str  # "exact" or "pushed"
+    frame: pd.DataFrame
+    diverged_at: int | None
+    seconds: float  # wall time of the whole run
+    hessian_evals: int = 0  # exact Hessians (2-D surfaces)
+    hvps: int = 0  # Hessian-vector products (network: Lanczos for lambda_min)
+    curvature_seconds: float = 0.0  # wall time of the eigen-solve and the step
+    eig_min: float = float("nan")  # lambda_min where the curvature step looked
+
+
+@dataclass
+class Result:
+    """Everything the page shows; numpy, floats and DataFrames only."""
+
+    config: Config
+    surface_label: str
+    saddle_loss: float  # L at the saddle; escape means below saddle_loss - delta
+    frame: pd.DataFrame  # all laps: racer, label, start, step, loss, grad_norm, distance[, x, y]
+    table: pd.DataFrame  # one row per racer and start (see escape_table)
+    grid: pd.DataFrame | None  # surface heat map (x, y, loss); None in network mode
+    marks: pd.DataFrame | None  # saddle, start points and minima (x, y, label)
+    check: CriticalPoint | None  # network mode: classify_point at the saddle
+    network_notes: tuple[str, ...]  # network mode: what was changed in the lab model and why
+    n_params: int  # parameters racing (2 on a surface)
+    honesty: str  # what happened at the exact saddle and with the push, with numbers
+    verdict: Verdict
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting points
+
+
+def push(n: int, epsilon: float, seed: int) -> np.ndarray:
+    """A seeded random vector of length epsilon in n dimensions (the 'pushed' start offset).
+
+    >>> float(np.linalg.norm(push(5, 0.01, seed=0)))
+    0.01
+    """
+    z = np.random.default_rng(seed).standard_normal(n)
+    return epsilon * z / np.linalg.norm(z)
+
+
+def escape_step(frame: pd.DataFrame, saddle_loss: float, delta: float, radius: float | None) -> tuple[int | None, str]:
+    """First step with loss < saddle_loss - delta or distance > radius, and which rule fired.
+
+    radius None uses the loss rule alone. Returns (None, "") when the racer never escaped; the
+    loss rule wins a tie.
+
+    >>> f = pd.DataFrame({"step": [0, 1, 2], "loss": [1.0, 0.99, 0.5], "distance": [0.0, 2.0, 3.0]})
+    >>> escape_step(f, 1.0, 0.05, 1.0), escape_step(f, 1.0, 0.05, None)
+    ((1, 'distance'), (2, 'loss'))
+    """
+    by_loss = frame["loss"] < saddle_loss - delta
+    by_dist = frame["distance"] > radius if radius is not None else pd.Series(False, index=frame.index)
+    hit = frame.loc[by_loss | by_dist]
+    if hit.empty:
+        return None, ""
+    first = hit.index[0]
+    return int(frame.at[first, "step"]), "loss" if by_loss[first] else "distance"
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-D surfaces
+
+
+def race_surface(key: str, start: np.ndarray, config: Config, seed: int, start_name: str) -> list[Lap]:
+    """Race every racer on a core.surfaces surface from `start` (2 numbers)."""
+    surface = SURFACES[key]
+    center = np.asarray(surface.saddle, dtype=np.float64)
+    laps = []
+    for racer, (_, opt) in RACERS.items():
+        kw = {"momentum": config.momentum} if opt in ("momentum", "nesterov") else {}
+        sigma = config.noise_sigma if racer == "noise" else 0.0
+        t0 = time.perf_counter()
+        if racer == "curvature":
+            nc = negative_curvature_step(surface, start, scale=config.curvature_scale)
+            traj = run_optimizer(surface, opt, nc.new_point, config.steps - 1, config.lr, seed=seed)
+            first = pd.DataFrame({"step": [0], "x": [start[0]], "y": [start[1]], "loss": [nc.loss_before],
+                                  "grad_norm": [float(np.linalg.norm(surface.gradient(start)))]})
+            frame = pd.concat([first, traj.frame.assign(step=traj.frame["step"] + 1)], ignore_index=True)
+            diverged = None if traj.diverged_at is None else traj.diverged_at + 1
+            cost = dict(hessian_evals=nc.hessian_evals, curvature_seconds=nc.seconds, eig_min=nc.eig_min)
+        else:
+            traj = run_optimizer(surface, opt, start, config.steps, config.lr, noise_sigma=sigma, seed=seed, **kw)
+            frame, diverged, cost = traj.frame, traj.diverged_at, {}
+        frame = frame[["step", "x", "y", "loss", "grad_norm"]].copy()
+        frame["distance"] = np.hypot(frame["x"] - center[0], frame["y"] - center[1])
+        laps.append(Lap(racer, start_name, frame, diverged, time.perf_counter() - t0, **cost))
+    return laps
+
+
+# ---------------------------------------------------------------------------------------------
+# Your network
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkSaddle:
+    """The lab model placed at a saddle: its loss as f(theta) and the saddle's theta."""
+
+    f: object  # theta (1-D float64 tensor) -> scalar loss on the full training split
+    theta: torch.Tensor  # the saddle
+    spec: ModelSpec  # the model actually used (tanh, no batch norm)
+    n_params: int
+    notes: tuple[str, ...]
+
+
+def network_saddle(data: Dataset, setup: LabSetup, all_zero: bool = False) -> NetworkSaddle:
+    """Place the lab model at a saddle of its full-batch training loss.
+
+    The last hidden layer's weights and biases and the output weights are zero, and the output
+    bias is the best constant (log class priors for cross-entropy, the target mean for MSE);
+    earlier layers keep their seeded initial weights (with all_zero they are zeroed too). Then
+    the last hidden layer outputs tanh(0) = 0, so no gradient reaches any weight, and the output
+    bias is at its optimum: a critical point. It is a strict saddle because the Hessian couples
+    output weight W_out[k, j] with the last hidden layer's weight W[j, i] through
+    C[k, i] = mean over rows of (dLoss/dout_k) * h_i (h: that layer's input), which gives
+    eigenvalue pairs ±sigma(C). With all_zero and two or more hidden layers h = 0, so C = 0:
+    the point is still critical but degenerate (third order, like the monkey saddle).
+    Activation is forced to tanh (relu has zero slope at 0 in torch, so its coupling
+    vanishes too) and batch norm is left out (it rescales the zero pre-activations).
+    """
+    notes = []
+    hidden = setup.model.hidden
+    if not hidden:
+        hidden = DEFAULT_NETWORK_HIDDEN
+        notes.append(f"The lab model has no hidden layer (a convex model has no saddle), so this mode "
+                     f"uses one hidden layer of {hidden[0]} units.")
+    if setup.model.activation != "tanh":
+        notes.append(f"The lab model uses {setup.model.activation}; this mode uses tanh. At zero weights "
+                     "relu has slope 0 (torch's choice at the kink), so no signal couples the zeroed "
+                     "layers and the point would be flat, not a saddle; tanh has slope 1 at 0.")
+    if setup.model.batch_norm:
+        notes.append("Batch norm is left out in this mode: it would rescale the zero pre-activations "
+                     "and its own shift parameters would move the point off the saddle.")
+    spec = ModelSpec(hidden=hidden, activation="tanh", batch_norm=False)
+    split = split_data(data, "standard", 0.2, setup.seed)
+    n_out = split.n_outputs
+    model = build_mlp(spec, split.n_features, n_out, seed=setup.seed)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for layer in linears if all_zero else linears[-2:]:
+            layer.weight.zero_()
+            layer.bias.zero_()
+        linears[-1].bias.copy_(torch.as_tensor(best_constant(split.y_train, split.task, n_out)))
+    if all_zero and len(hidden) >= 2:
+        notes.append("Every weight is zero: with two or more hidden layers the Hessian vanishes in every "
+                     "weight direction (the saddle is of third order), so the curvature step has nothing "
+                     "to follow.")
+    loss_fn = make_loss("auto", split.task, split.n_classes)
+    f, theta = model_loss(model, loss_fn, split.X_train, split.y_train)
+    return NetworkSaddle(f, theta, spec, n_params(model), tuple(notes))
+
+
+def best_constant(y: np.ndarray, task: str, n_out: int) -> np.ndarray:
+    """Output bias of the best constant prediction: log class priors (cross-entropy; a class
+    absent from the training rows gets half a count so its log stays finite) or the mean target."""
+    if task == "regression":
+        return np.array([float(np.mean(y))])
+    counts = np.bincount(y, minlength=n_out).astype(np.float64)
+    counts[counts == 0] = 0.5
+    return np.log(counts / counts.sum())
+
+
+def race_loss(
+    f,
+    theta0: torch.Tensor,
+    center: torch.Tensor,
+    racer: str,
+    config: Config,
+    seed: int,
+) -> tuple[pd.DataFrame, int | None, dict]:
+    """One racer on a loss f(theta) of a flat float64 parameter vector, from theta0.
+
+    The real torch.optim optimizer updates a copy of theta0; "noise" adds N(0, sigma^2) to each
+    gradient coordinate (seeded); "curvature" first steps along the eigenvector of lambda_min
+    (core.curvature.hessian_extremes, Lanczos on Hessian-vector products) with length
+    curvature_scale * |lambda_min| and then runs plain gradient descent.
+    Returns (frame with step, loss, grad_norm, distance; diverged_at; curvature costs).
+    """
+    _, opt_name = RACERS[racer]
+    theta = theta0.detach().clone().requires_grad_(True)
+    cost: dict = {}
+    rows: list[tuple] = []
+    start_step = 0
+    if racer == "curvature":
+        with torch.no_grad():
+            loss0 = float(f(theta0))
+        g0 = torch.autograd.grad(f(theta), theta)[0]
+        rows.append((0, loss0, float(g0.norm()), float((theta0 - center).norm())))
+        t0 = time.perf_counter()
+        ext = hessian_extremes(f, theta0)
+        length = config.curvature_scale * abs(ext.eig_min) if ext.eig_min < 0 else 0.0
+        v = torch.as_tensor(ext.vec_min, dtype=theta0.dtype)
+        with torch.no_grad():
+            _, new_theta, _, _, _ = descend_along(f, theta0.detach(), v, length)
+            theta.copy_(new_theta)
+        cost = dict(hvps=ext.n_hvp, curvature_seconds=time.perf_counter() - t0, eig_min=ext.eig_min)
+        start_step = 1
+    kw = {"momentum": config.momentum} if opt_name in ("momentum", "nesterov") else {}
+    opt = make_optimizer(opt_name, [theta], config.lr, **kw)
+    gen = torch.Generator().manual_seed(seed)
+    sigma = config.noise_sigma if racer == "noise" else 0.0
+    diverged_at = None
+    for k in range(start_step, config.steps + 1):
+        loss_t = f(theta)
+        (g,) = torch.autograd.grad(loss_t, theta)
+        loss, gnorm = loss_t.item(), g.norm().item()
+        with torch.no_grad():
+            dist = (theta - center).norm().item()
+            big = theta.abs().max().item()
+        rows.append((k, loss, gnorm, dist))
+        if not (math.isfinite(loss) and math.isfinite(gnorm) and big <= DIVERGENCE_LIMIT):
+            diverged_at = k
+            break
+        if k == config.steps:
+            break
+        if sigma > 0:
+            g = g + sigma * torch.randn(g.shape, generator=gen, dtype=g.dtype)
+        theta.grad = g
+        opt.step()
+    frame = pd.DataFrame(rows, columns=["step", "loss", "grad_norm", "distance"])
+    return frame, diverged_at, cost
+
+
+def race_network(net: NetworkSaddle, start: torch.Tensor, config: Config, seed: int, start_name: str,
+                 on_progress: Progress = no_progress) -> list[Lap]:
+    """Race every racer on the network's loss from `start`."""
+    laps = []
+    for i, racer in enumerate(RACERS):
+        on_progress(i / len(RACERS), f"{RACERS[racer][0]} from {STARTS[start_name]}")
+        t0 = time.perf_counter()
+        frame, diverged, cost = race_loss(net.f, start, net.theta, racer, config, seed)
+        laps.append(Lap(racer, start_name, frame, diverged, time.perf_counter() - t0, **cost))
+    return laps
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def escape_radius(config: Config) -> float | None:
+    """The distance rule's radius, or None in network mode: there Adam's first step alone moves
+    each of hundreds of parameters by the learning rate (a distance of lr * sqrt(n)) and
+    gradient noise wanders as far, without any escape, so only the loss rule counts."""
+    return None if config.surface == NETWORK else config.radius
+
+
+def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.DataFrame:
+    """One row per lap: racer, label, start, escaped, steps_to_escape, escaped_by, final_loss,
+    final_distance, diverged_at, hessian_evals, hvps,
+    curvature_seconds, seconds."""
+    rows = []
+    for lap in laps:
+        step, by = escape_step(lap.frame, saddle_loss, config.delta, escape_radius(config))
+        finite = lap.frame["loss"][np.isfinite(lap.frame["loss"])]
+        rows.append(dict(
+            racer=lap.racer, label=RACERS[lap.racer][0], start=lap.start, escaped=step is not None,
+            steps_to_escape=step, escaped_by=by,
+            final_loss=float(finite.iloc[-1]) if len(finite) else float("nan"),
+            final_distance=float(lap.frame["distance"].iloc[-1]),
+            diverged_at=lap.diverged_at, hessian_evals=lap.hessian_evals, hvps=lap.hvps,
+            curvature_seconds=lap.curvature_seconds, seconds=lap.seconds,
+        ))
+    table = pd.DataFrame(rows)
+    for col in ("steps_to_escape", "diverged_at"):
+        table[col] = table[col].astype("Int64")
+    return table
+
+
+def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
+    """Run the race from exactly the saddle and from the pushed start (both, always)."""
+    validate(config)
+    on_progress = on_progress or no_progress
+    seed = setup.seed
+    grid = marks = check = None
+    notes: tuple[str, ...] = ()
+    if config.surface == NETWORK:
+        on_progress(0.0, "placing the network at a saddle")
+        net = network_saddle(data, setup, config.all_zero)
+        on_progress(0.05, "checking the saddle (gradient and Hessian)")
+        check = classify_point(net.f, net.theta)
+        saddle_loss, n, notes = check.loss, net.n_params, net.notes
+        label = f"Your network ({net.spec.describe()}, {n} parameters, {data.name or 'lab data'})"
+        pushed = net.theta + torch.as_tensor(push(n, config.epsilon, seed))
+        laps = race_network(net, net.theta, config, seed, "exact", sub_progress(on_progress, 0.1, 0.55))
+        laps += race_network(net, pushed, config, seed, "pushed", sub_progress(on_progress, 0.55, 1.0))
+    else:
+        from core.surfaces import grid as surface_grid
+
+        surface = SURFACES[config.surface]
+        center = np.asarray(surface.saddle, dtype=np.float64)
+        pushed_xy = center + push(2, config.epsilon, seed)
+        saddle_loss, n, label = surface.loss(center), 2, surface.label
+        on_progress(0.1, "racing from exactly the saddle")
+        laps = race_surface(config.surface, center, config, seed, "exact")
+        on_progress(0.5, "racing from the pushed start")
+        laps += race_surface(config.surface, pushed_xy, config, seed, "pushed")
+        grid = surface_grid(surface, n=60, clip_quantile=0.95)
+        minima = [(c.x, c.y, "minimum") for c in surface.critical_points if c.kind == "local minimum"]
+        marks = pd.DataFrame([(center[0], center[1], "saddle"), (pushed_xy[0], pushed_xy[1], "pushed start")]
+                             + minima, columns=["x", "y", "label"])
+    frame = pd.concat(
+        [lap.frame.assign(racer=lap.racer, label=RACERS[lap.racer][0], start=lap.start) for lap in laps],
+        ignore_index=True,
+    )
+    table = escape_table(laps, saddle_loss, config)
+    on_progress(1.0, "done")
+    return Result(
+        config=config, surface_label=label, saddle_loss=saddle_loss, frame=frame, table=table, grid=grid,
+        marks=marks, check=check, network_notes=notes, n_params=n,
+        honesty=honesty_text(table, config), verdict=make_verdict(table, config, check),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Words
+
+
+def _steps(table: pd.DataFrame, racer: str, start: str) -> int | None:
+    row = table[(table["racer"] == racer) & (table["start"] == start)].iloc[0]
+    return None if pd.isna(row["steps_to_escape"]) else int(row["steps_to_escape"])
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _took(steps: int | None, budget: int) -> str:
+    return f"{steps} step{'s' if steps != 1 else ''}" if steps is not None else f"no escape in {budget} steps"
+
+
+def honesty_text(table: pd.DataFrame, config: Config) -> str:
+    """What the exact start did to each racer and what the push changed, in words with numbers."""
+    exact = table[table["start"] == "exact"].set_index("racer")
+    still = [r for r in FIRST_ORDER if exact.at[r, "final_distance"] < STILL]
+    parts = []
+    if still:
+        parts.append(f"Started exactly at the saddle, {_join([NAMES[r] for r in still])} never moved in "
+                     f"{config.steps} steps (less than {STILL:g} in all): the gradient there is zero, so there "
+                     "is nothing to follow and nothing for momentum to accumulate.")
+    escaped = [f"{NAMES[r]} (step {_steps(table, r, 'exact')})" for r in ("curvature", "noise")
+               if _steps(table, r, "exact") is not None]
+    stuck = [NAMES[r] for r in ("curvature", "noise") if _steps(table, r, "exact") is None]
+    if escaped:
+        parts.append(f"From the same point {_join(escaped)} escaped: the Hessian shows a downhill direction "
+                     "that the gradient cannot, and noise knocks the parameters off the balance point.")
+    if stuck:
+        parts.append(f"From there {_join(stuck)} did not escape within {config.steps} steps.")
+    gd, mom = _steps(table, "gd", "pushed"), _steps(table, "momentum", "pushed")
+    parts.append(f"Pushed {config.epsilon:g} off the saddle: gradient descent {_took(gd, config.steps)}, "
+                 f"momentum (beta {config.momentum:g}) {_took(mom, config.steps)}.")
+    return " ".join(parts)
+
+
+def make_verdict(table: pd.DataFrame, config: Config, check: CriticalPoint | None) -> Verdict:
+    """The race in one sentence with its numbers (plus divergences and a next step)."""
+    pushed = table[(table["start"] == "pushed") & table["escaped"] & (table["racer"] != "curvature")]
+    fastest = pushed.sort_values("steps_to_escape", kind="stable")
+    gd = _steps(table, "gd", "pushed")
+    curv = table[(table["racer"] == "curvature") & (table["start"] == "pushed")].iloc[0]
+    cost = f"{int(curv['hvps'])} Hessian-vector products" if curv["hvps"] else f"{int(curv['hessian_evals'])} exact Hessian"
+    curv_part = (f"the curvature step in {_took(_steps(table, 'curvature', 'pushed'), config.steps)} "
+                 f"(cost {cost}, {curv['curvature_seconds'] * 1000:.0f} ms)")
+    exact_out = [f"{NAMES[r]} ({_steps(table, r, 'exact')})" for r in RACERS if _steps(table, r, "exact") is not None]
+    exact_part = (f"from exactly the saddle only {_join(exact_out)} got away" if exact_out
+                  else "from exactly the saddle no racer got away")
+    if fastest.empty:
+        text = (f"Pushed {config.epsilon:g} off the saddle no first-order racer escaped within {config.steps} "
+                f"steps, {curv_part}; {exact_part}.")
+        kind, advice = "warning", "Raise the learning rate, the push epsilon or the step budget."
+    else:
+        best = fastest.iloc[0]
+        best_part = f"{NAMES[best['racer']]} escaped first in {_took(int(best['steps_to_escape']), config.steps)}"
+        if best["racer"] != "gd":
+            best_part += f" against gradient descent's {gd}" if gd is not None else (
+                f" while gradient descent did not escape in {config.steps}")
+        text = f"Pushed {config.epsilon:g} off the saddle, {best_part} and {curv_part}; {exact_part}."
+        kind, advice = "info", "Momentum, Adam or a little gradient noise are the cheap ways off a saddle."
+    if check is not None and check.kind != "saddle point":
+        text += f" The check found a {check.kind} point, not a strict saddle."
+        kind = "warning"
+    diverged = table[table["diverged_at"].notna()]
+    if len(diverged):
+        where = _join([f"{NAMES[r.racer]} ({STARTS[r.start]}) diverged at step {int(r.diverged_at)}"
+                       for r in diverged.itertuples()])
+        text += f" {where[0].upper()}{where[1:]}."
+        kind, advice = "problem", f"Lower the learning rate (now {config.lr:g})."
+    return Verdict(kind, text, advice)

@@ -1,0 +1,24 @@
+"""Pay torch's one-off start-up costs once per server process, off the user's critical path."""
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+
+def _first_optimizer_step() -> None:
+    # The first torch.optim step in a process imports torch._dynamo: 1.5-4.5 s on 2 cores.
+    import torch
+
+    param = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([param], lr=0.1)
+    (param**2).sum().backward()
+    opt.step()
+
+
+@st.cache_resource(show_spinner=False)
+def start_warmup() -> threading.Thread:
+    """Start (once per process) a daemon thread that runs a throwaway optimizer step."""
+    thread = threading.Thread(target=_first_optimizer_step, name="trainscope-warmup", daemon=True)
+    thread.start()
+    return thread
