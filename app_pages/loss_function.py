@@ -1,0 +1,154 @@
+"""Loss function: softmax + MSE against cross-entropy for classification (lecture 5.1)."""
+import pandas as pd
+import streamlit as st
+
+from core.charts.loss_function import loss_map, path_probability, training_curves
+from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, run
+from core.train import OPTIMIZERS
+from ui.export import show_chart
+from ui.runner import run_diagnosis
+from ui.state import current_setup
+from ui.verdict import show_verdict
+
+PAGE = "loss_function"
+DEFAULT = Config()
+CLASSIFICATION_SET = "moons"
+
+
+def switch_to_classification() -> None:
+    """Button callback: pick a built-in classification set in the sidebar (runs before the rerun)."""
+    st.session_state["lab_dataset"] = CLASSIFICATION_SET
+
+
+st.title("Loss function: MSE or cross-entropy?")
+st.markdown(
+    "A classifier's outputs go through a **softmax** (for two classes that is the **sigmoid**) and are compared "
+    "with a one-hot target. The lecture (5.1) says the loss should be **cross-entropy**, not mean squared error: "
+    "with MSE on softmax outputs the loss is almost flat where the model is confidently wrong, so gradient "
+    "descent has nothing to follow and training stalls there. Here the lab model trains with each loss from "
+    "the same weights, seed and optimizer, full batch (one update per step)."
+)
+setup = current_setup()
+st.caption(f"Lab setup: {setup.describe()}")
+
+with st.form("loss_function_form"):
+    c1, c2, c3 = st.columns(3)
+    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
+                             key="loss_function_optimizer",
+                             help="sgd is the lecture's plain gradient descent. Adam divides each step by the "
+                                  "gradient's size, which hides much of the plateau.")
+    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", key="loss_function_lr")
+    steps = c2.number_input("Steps (full-batch updates)", 1, 5000, DEFAULT.steps, 50, key="loss_function_steps")
+    goal = c2.slider("Accuracy goal for the verdict", 0.5, 1.0, DEFAULT.goal, 0.01, key="loss_function_goal")
+    wrong_start = c3.toggle(
+        "Confidently wrong start", DEFAULT.wrong_start, key="loss_function_wrong_start",
+        help="Sets the output layer's bias so that every row's logits favour the rarest class by the margin M: "
+             "every row of the other classes starts confidently wrong (half of a balanced two-class set).")
+    margin = c3.slider("Logit margin M", 0.0, 20.0, DEFAULT.margin, 0.5, key="loss_function_margin",
+                       help="For the wrong start, and the picture's start (y1, y2) = (-M/2, M/2).")
+    raw_mse = c3.toggle("Also raw outputs + MSE", DEFAULT.raw_mse, key="loss_function_raw_mse",
+                        help="Classification treated as regression: the outputs, without softmax, against the "
+                             "one-hot target.")
+    p1, p2, _ = st.columns(3)
+    picture_lr = p1.number_input("Picture: step size", 0.01, 100.0, DEFAULT.picture_lr, format="%g",
+                                 key="loss_function_picture_lr")
+    picture_steps = p2.number_input("Picture: steps", 1, 1000, DEFAULT.picture_steps, 10,
+                                    key="loss_function_picture_steps")
+    st.form_submit_button("Run", key="loss_function_run")
+
+config = Config(optimizer=optimizer, lr=float(lr), steps=int(steps), raw_mse=bool(raw_mse),
+                wrong_start=bool(wrong_start), margin=float(margin), goal=float(goal),
+                picture_lr=float(picture_lr), picture_steps=int(picture_steps))
+result = run_diagnosis(run, setup, config, label="Training")
+
+
+def show_training(result) -> None:
+    """Verdict, the start, one metric per loss, the summary table and the curves."""
+    show_verdict(result.verdict)
+    for message in result.messages:
+        st.error(message, icon=":material/error:")
+    if result.wrong_class is not None:
+        st.caption(f"Confidently wrong start: every row's logits favour '{result.wrong_class}' by {config.margin:g}; "
+                   f"{result.wrong_share:.0%} of the {result.n_train} training rows start with a wrong class at "
+                   f"{CONFIDENT:.0%} or more.")
+    rows = result.summary.set_index("run")
+    cols = st.columns(len(rows))
+    for col, (label, row) in zip(cols, rows.iterrows()):
+        reached = row["steps to goal"]
+        col.metric(label, f"{row['final accuracy']:.0%}",
+                   f"goal in {reached} steps" if not _missing(reached) else "goal not reached",
+                   delta_color="normal" if not _missing(reached) else "inverse",
+                   help=f"Final training accuracy after {row['steps run']} steps; goal {result.goal:.0%}.")
+    st.dataframe(rows, column_config={c: st.column_config.NumberColumn(format="percent") for c in
+                                      ("start accuracy", "final accuracy", "final validation accuracy")})
+    st.caption("Steps on the start: steps until the accuracy rose 5 points above where it began. "
+               "Start gradient norm: the size of the first full-batch gradient.")
+    show_chart(training_curves(result, "accuracy"), PAGE, "accuracy")
+    left, right = st.columns(2)
+    with left:
+        show_chart(training_curves(result, "loss"), PAGE, "loss")
+    with right:
+        show_chart(training_curves(result, "grad_norm"), PAGE, "gradient norm")
+
+
+def _missing(value) -> bool:
+    return pd.isna(value)  # "steps to goal" is a nullable integer: <NA> when never reached
+
+
+def show_picture(result) -> None:
+    """The lecture's two-logit picture: both heat maps with their descent paths, and the race of probabilities."""
+    st.subheader("The lecture's picture: two logits, one sample of class 1")
+    st.markdown(
+        "One sample whose right class is class 1; the network's two outputs are the logits y1 and y2. Each map "
+        "shows the loss over (y1, y2), brighter = larger. Both paths are plain gradient descent from the same "
+        "confidently wrong start (top left: the wrong class wins by M)."
+    )
+    cols = st.columns(2)
+    for col, name in zip(cols, PICTURE_LOSSES):
+        with col:
+            show_chart(loss_map(result, RUN_LABELS[name]), PAGE, f"picture {name}")
+    show_chart(path_probability(result), PAGE, "picture probability")
+    paths = result.paths
+    last = paths.groupby("loss function", sort=False).tail(1).set_index("loss function")
+    first = paths[paths["step"] == 0].set_index("loss function")
+    ce, sm = RUN_LABELS["cross_entropy"], RUN_LABELS["softmax_mse"]
+    st.caption(
+        f"At the start the gradient norm is {first.loc[ce, 'grad_norm']:.2g} for cross-entropy and "
+        f"{first.loc[sm, 'grad_norm']:.2g} for softmax + MSE. After {config.picture_steps} steps of size "
+        f"{config.picture_lr:g} the right class has probability {last.loc[ce, 'p_correct']:.3f} under "
+        f"cross-entropy and {last.loc[sm, 'p_correct']:.3g} under softmax + MSE: MSE crawls on the plateau."
+    )
+
+
+def show_softmax(result) -> None:
+    """softmax([z, 0])[0] beside sigmoid(z)."""
+    st.subheader("Softmax and sigmoid are the same thing for two classes")
+    st.markdown("softmax([z, 0]) gives class 1 the probability e^z / (e^z + 1) = 1 / (1 + e^-z), the sigmoid of z. "
+                "So a two-class softmax output layer and a one-output sigmoid layer are the same model.")
+    left, right = st.columns([3, 1])
+    left.dataframe(result.softmax_table, hide_index=True,
+                   column_config={c: st.column_config.NumberColumn(format="%.10g") for c in result.softmax_table})
+    right.metric("Largest difference", f"{result.softmax_max_diff:.1e}",
+                 help="Floating-point rounding only (float64 resolution is about 1e-16).")
+
+
+if result is not None:
+    if result.trained:
+        show_training(result)
+    else:
+        show_verdict(result.verdict)
+        st.button(f"Switch to the {CLASSIFICATION_SET} dataset", key="loss_function_switch",
+                  on_click=switch_to_classification, type="primary")
+        st.caption("The picture and the softmax demonstration below do not depend on the data.")
+    show_picture(result)
+    show_softmax(result)
+    with st.expander("Why MSE stalls and cross-entropy does not"):
+        st.markdown(
+            "With a softmax output p and a one-hot target, the gradient of cross-entropy with respect to the "
+            "logits is p - target: when the model is confidently wrong it is about 1, the largest it gets. "
+            "Softmax + MSE multiplies that by the softmax's own slope, p(1 - p), which is about e^-M at a margin "
+            "M: the loss surface is a plateau exactly where the model most needs to move (the lecture: MSE "
+            "\"easily gets stuck\"). Adaptive optimizers such as Adam rescale tiny gradients and partly hide it, "
+            "but they cannot tell a plateau from a minimum. Raw outputs + MSE has no plateau, but treats classes "
+            "as numbers to hit exactly and punishes outputs that are 'too right'."
+        )

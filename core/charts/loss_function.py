@@ -1,0 +1,86 @@
+"""Charts of the loss-function page: they read a core.diagnoses.loss_function.Result, never compute.
+
+Picking rows and columns of the result's frames is all they do.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from core.charts import HEIGHT, PALETTE, WIDTH, heatmap, markers
+
+RUN_ORDER = ["cross-entropy", "softmax + MSE", "raw outputs + MSE"]
+_RUN_COLOR = alt.Color("run:N", title="loss", sort=RUN_ORDER, scale=alt.Scale(domain=RUN_ORDER, range=PALETTE[:3]))
+_TITLES = {
+    "accuracy": ("Training accuracy", "training accuracy"),
+    "loss": ("Training loss (each on its own scale)", "loss (log scale)"),
+    "grad_norm": ("Gradient norm", "gradient norm (log scale)"),
+}
+
+
+def training_curves(result, column: str) -> alt.Chart | alt.LayerChart:
+    """One line per loss of `column` ("accuracy", "loss" or "grad_norm") against the step.
+
+    Loss and gradient norm use a log axis (the runs differ by orders of magnitude); accuracy gets
+    a dashed rule at the verdict's goal. NaN/inf (a diverged run) and non-positive values on a
+    log axis are left out, so a diverged run still draws the part before it diverged.
+    """
+    title, y_title = _TITLES[column]
+    log = column != "accuracy"
+    frame = result.curves[["run", "step", column]]
+    frame = frame[frame[column].notna() & (frame[column].abs() != float("inf"))]
+    if log:
+        frame = frame[frame[column] > 0]
+    y = alt.Y(f"{column}:Q", title=y_title,
+              scale=alt.Scale(type="log") if log else alt.Scale(domain=[0, 1]))
+    lines = (
+        alt.Chart(frame, title=title)
+        .mark_line(clip=True)
+        .encode(x=alt.X("step:Q", title="step (full-batch update)"), y=y, color=_RUN_COLOR,
+                tooltip=["run", "step", alt.Tooltip(f"{column}:Q", format=".4g")])
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+    if column != "accuracy":
+        return lines
+    goal = pd.DataFrame({"goal": [result.goal]})
+    rule = alt.Chart(goal).mark_rule(strokeDash=[6, 4], color="gray").encode(y="goal:Q", tooltip=["goal"])
+    return lines + rule
+
+
+def loss_map(result, loss_function: str, size: int = 340) -> alt.LayerChart:
+    """The two-logit picture for one loss: its heat map over (y1, y2), the gradient-descent path
+    (a point per step) and the confidently wrong start."""
+    grid = result.grid[result.grid["loss function"] == loss_function].drop(columns="loss function")
+    lo, hi = float(grid["y1"].min()), float(grid["y1"].max())
+    path = result.paths[result.paths["loss function"] == loss_function]
+    path = path[path["y1"].between(lo, hi) & path["y2"].between(lo, hi)]
+    base = heatmap(grid, x="y1", y="y2", value="loss", title=f"{loss_function}, target class 1",
+                   x_title="y1 (logit of the right class)", y_title="y2 (logit of the wrong class)", size=size)
+    enc = alt.Chart(path).encode(
+        x="y1:Q", y="y2:Q", order="step:Q",
+        tooltip=["step", alt.Tooltip("y1:Q", format=".3f"), alt.Tooltip("y2:Q", format=".3f"),
+                 alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("grad_norm:Q", format=".2g")],
+    )
+    line = enc.mark_line(color="#D55E00", strokeWidth=2, clip=True)
+    dots = enc.mark_point(color="#D55E00", size=18, filled=True, clip=True)
+    first = path[path["step"] == 0]
+    start = markers(pd.DataFrame({"y1": first["y1"], "y2": first["y2"], "label": "start"}), x="y1", y="y2")
+    return alt.layer(base, start, line, dots)  # the path on top: the MSE path barely leaves the start
+
+
+def path_probability(result) -> alt.Chart:
+    """Probability of the right class along each picture path, against the step."""
+    frame = result.paths[["loss function", "step", "p_correct", "grad_norm"]]
+    return (
+        alt.Chart(frame, title="Along the paths: probability of the right class")
+        .mark_line(point=alt.OverlayMarkDef(size=14))
+        .encode(
+            x=alt.X("step:Q", title="gradient-descent step on the picture"),
+            y=alt.Y("p_correct:Q", title="softmax probability of class 1", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("loss function:N", title="loss", sort=RUN_ORDER,
+                            scale=alt.Scale(domain=RUN_ORDER[:2], range=PALETTE[:2])),
+            tooltip=["loss function", "step", alt.Tooltip("p_correct:Q", format=".4g"),
+                     alt.Tooltip("grad_norm:Q", format=".2g")],
+        )
+        .properties(width=WIDTH, height=240)
+    )

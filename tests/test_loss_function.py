@@ -1,0 +1,261 @@
+"""Loss function page (issue 8): softmax + MSE against cross-entropy.
+
+Numbers are checked against torch (autograd, torch.softmax / sigmoid / cross_entropy in float64)
+and scikit-learn's accuracy_score; the "Done when" tests of the issue are marked as such.
+"""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import accuracy_score
+from streamlit.testing.v1 import AppTest
+
+from core.data import Dataset, load_builtin
+from core.diagnoses.loss_function import (
+    RUN_LABELS, Config, confidently_wrong_init, confidently_wrong_share, descent_path, loss_grid, run,
+    softmax_vs_sigmoid, two_logit_gradient, two_logit_loss,
+)
+from core.lab import LabSetup, build_model
+from core.models import ModelSpec
+from core.train import TrainConfig, split_data, train
+
+CE, SM, RAW = RUN_LABELS["cross_entropy"], RUN_LABELS["softmax_mse"], RUN_LABELS["mse"]
+POINTS = [(0.0, 0.0), (-4.0, 4.0), (4.0, -4.0), (-10.0, 10.0), (3.0, 7.5), (-0.5, -9.0), (10.0, 10.0)]
+
+
+def _torch_loss(logits: torch.Tensor, loss: str) -> torch.Tensor:
+    """Reference losses for one sample of class 1 (index 0), straight from torch."""
+    target = torch.tensor([0])
+    if loss == "cross_entropy":
+        return torch.nn.functional.cross_entropy(logits[None], target)
+    p = torch.softmax(logits, dim=0)
+    return ((p - torch.tensor([1.0, 0.0], dtype=torch.float64)) ** 2).sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# The two-logit picture
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "softmax_mse"])
+def test_two_logit_loss_and_gradient_match_torch(loss):
+    for y1, y2 in POINTS:
+        logits = torch.tensor([y1, y2], dtype=torch.float64, requires_grad=True)
+        ref = _torch_loss(logits, loss)
+        (grad,) = torch.autograd.grad(ref, logits)
+        np.testing.assert_allclose(two_logit_loss(y1, y2, loss), ref.item(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(two_logit_gradient(y1, y2, loss), grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_heat_map_values_match_closed_form_losses():
+    """Done when: the heat maps' values match the closed-form losses at a few points."""
+    grid = loss_grid(extent=10.0, points=41)
+    assert len(grid) == 2 * 41 * 41
+    for label, name in ((CE, "cross_entropy"), (SM, "softmax_mse")):
+        part = grid[grid["loss function"] == label]
+        assert part["y1"].min() == -10.0 and part["y2"].max() == 10.0
+        for y1, y2 in [(-10.0, 10.0), (0.0, 0.0), (-4.0, 4.0), (5.0, -2.5), (10.0, 10.0), (-7.5, -10.0)]:
+            row = part[np.isclose(part["y1"], y1) & np.isclose(part["y2"], y2)]
+            assert len(row) == 1
+            ref = _torch_loss(torch.tensor([y1, y2], dtype=torch.float64), name).item()
+            np.testing.assert_allclose(row["loss"].iloc[0], ref, rtol=1e-12, atol=1e-15)
+    # The plateau in numbers: at the top-left corner MSE is flat (slope ~4e^-20), CE is not (slope ~1).
+    assert np.linalg.norm(two_logit_gradient(-10.0, 10.0, "softmax_mse")) < 1e-7
+    assert np.linalg.norm(two_logit_gradient(-10.0, 10.0, "cross_entropy")) > 1.4
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "softmax_mse"])
+def test_descent_path_is_torch_gradient_descent(loss):
+    start, lr, steps = (-4.0, 4.0), 1.0, 60
+    path = descent_path(loss, start, lr, steps)
+    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([theta], lr=lr)
+    ref = [theta.detach().clone().numpy()]
+    for _ in range(steps):
+        opt.zero_grad()
+        _torch_loss(theta, loss).backward()
+        opt.step()
+        ref.append(theta.detach().clone().numpy())
+    np.testing.assert_allclose(path[["y1", "y2"]].to_numpy(), np.array(ref), rtol=1e-9, atol=1e-12)
+    p_ref = torch.softmax(torch.tensor(ref[-1]), dim=0)[0].item()
+    np.testing.assert_allclose(path["p_correct"].iloc[-1], p_ref, rtol=1e-9)
+
+
+def test_mse_path_crawls_and_cross_entropy_path_heads_down():
+    ce = descent_path("cross_entropy", (-4.0, 4.0), lr=1.0, steps=100)
+    sm = descent_path("softmax_mse", (-4.0, 4.0), lr=1.0, steps=100)
+    assert ce["p_correct"].iloc[-1] > 0.99
+    assert sm["p_correct"].iloc[-1] < 0.01  # still confidently wrong after 100 steps
+    moved = np.hypot(sm["y1"].iloc[-1] + 4.0, sm["y2"].iloc[-1] - 4.0)
+    assert moved < 0.5  # crawled less than half a logit unit, CE crossed the diagonal
+    assert ce["y1"].iloc[-1] > ce["y2"].iloc[-1]
+
+
+def test_softmax_of_z_and_zero_is_sigmoid():
+    """Done when: softmax([z, 0])[0] equals sigmoid(z) to 1e-7."""
+    table = softmax_vs_sigmoid()
+    z = torch.tensor(table["z"].to_numpy(), dtype=torch.float64)
+    ref_soft = torch.softmax(torch.stack([z, torch.zeros_like(z)], dim=1), dim=1)[:, 0].numpy()
+    np.testing.assert_allclose(table["softmax([z, 0])[0]"], ref_soft, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(table["sigmoid(z)"], torch.sigmoid(z).numpy(), rtol=1e-12, atol=1e-300)
+    assert table["abs difference"].max() <= 1e-7
+    wide = softmax_vs_sigmoid(np.linspace(-30, 30, 601))
+    np.testing.assert_allclose(wide["softmax([z, 0])[0]"], wide["sigmoid(z)"], rtol=0, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# The confidently wrong start
+
+
+@pytest.mark.parametrize("spec", [ModelSpec(hidden=(16, 16), activation="relu", batch_norm=True),
+                                  ModelSpec(hidden=(), activation="tanh")])
+def test_confidently_wrong_init_picks_the_rarest_class(spec):
+    iris = load_builtin("iris")
+    keep = np.r_[0:50, 50:90, 100:150]  # class 1 made the rarest
+    data = Dataset(iris.X[keep], iris.y[keep], "classification", iris.feature_names, iris.target_name, iris.class_names)
+    split = split_data(data)
+    model = build_model(LabSetup(model=spec), split.n_features, 3)
+    assert confidently_wrong_init(model, split.y_train, 3, margin=10.0) == 1
+    np.testing.assert_allclose(model[-1].bias.detach().numpy(), [-5.0, 5.0, -5.0])
+    with torch.no_grad():
+        p = torch.softmax(model.eval()(torch.as_tensor(split.X_train)).double(), dim=1).numpy()
+    model.train()
+    assert (p.argmax(axis=1) == 1).all()
+    p_wrong = np.where(np.eye(3)[split.y_train] > 0, 0.0, p).max(axis=1)
+    assert confidently_wrong_share(model, split.X_train, split.y_train) == pytest.approx(np.mean(p_wrong >= 0.99))
+    assert confidently_wrong_share(model, split.X_train, split.y_train) == pytest.approx(np.mean(split.y_train != 1))
+
+
+def test_cross_entropy_recovers_from_wrong_start_and_softmax_mse_stalls():
+    """Done when: from the confidently wrong start on a two-moons set, cross-entropy reaches 90%
+    training accuracy within a step budget in which softmax + MSE stays below 70%."""
+    data = load_builtin("moons", seed=0, n_samples=200)
+    result = run(data, LabSetup(seed=0), Config(wrong_start=True, steps=100, lr=1.0, optimizer="sgd"))
+    curves = result.curves
+    ce, sm = curves[curves["run"] == CE], curves[curves["run"] == SM]
+    assert len(ce) == len(sm) == 101  # steps 0..100
+    assert ce["accuracy"].iloc[0] == sm["accuracy"].iloc[0] == pytest.approx(0.5)  # same start, half wrong
+    assert result.wrong_share == pytest.approx(0.5)
+    assert ce["accuracy"].max() >= 0.9
+    assert sm["accuracy"].max() < 0.7
+    summary = result.summary.set_index("run")
+    assert summary.loc[CE, "steps to goal"] <= 100 and pd.isna(summary.loc[SM, "steps to goal"])
+    # The reason: a vanishing gradient on the plateau (closed form: about 4 e^-8 per row ~ 1e-3).
+    assert summary.loc[SM, "start gradient norm"] < 0.01 < 1.0 < summary.loc[CE, "start gradient norm"]
+    assert result.verdict.kind == "warning"
+    assert f"in {summary.loc[CE, 'steps to goal']} steps" in result.verdict.text and "50% after 100" in result.verdict.text
+
+
+def test_curves_match_an_independent_training_run():
+    data = load_builtin("moons", seed=3, n_samples=120)
+    setup, config = LabSetup(seed=3), Config(wrong_start=True, steps=15, lr=0.5)
+    result = run(data, setup, config)
+    split = split_data(data, "standard", 0.2, 3)
+    model = build_model(setup, split.n_features, 2)
+    confidently_wrong_init(model, split.y_train, 2, config.margin)
+    start = copy.deepcopy(model)
+    train(model, split, TrainConfig(optimizer="sgd", lr=0.5, max_steps=15, loss="cross_entropy", seed=3))
+    ce = result.curves[result.curves["run"] == CE]
+    for step, net in ((0, start), (15, model)):
+        with torch.no_grad():
+            pred = net.eval()(torch.as_tensor(split.X_train)).argmax(dim=1).numpy()
+        assert ce.loc[ce["step"] == step, "accuracy"].item() == pytest.approx(accuracy_score(split.y_train, pred))
+
+
+def test_goal_is_lowered_when_no_run_can_reach_it():
+    result = run(load_builtin("spirals", n_samples=200), LabSetup(), Config(steps=5, lr=0.1))
+    best = result.curves["accuracy"].max()
+    assert best < 0.9 and result.chance <= result.goal <= best
+    assert result.summary["steps to goal"].notna().any()
+
+
+def test_divergence_is_reported_with_its_step():
+    data = load_builtin("moons", n_samples=120)
+    result = run(data, LabSetup(), Config(raw_mse=True, lr=100.0, steps=40))
+    assert RAW in result.diverged
+    step = result.diverged[RAW]
+    assert f"diverged at step {step}" in result.messages[0]
+    assert f"diverged at step {step}" in result.verdict.text
+    raw = result.curves[result.curves["run"] == RAW]
+    assert raw["step"].max() == step and len(result.curves[result.curves["run"] == CE]) == 41
+
+
+def test_regression_dataset_is_explained_not_trained():
+    result = run(load_builtin("diabetes"), LabSetup(), Config())
+    assert not result.trained and result.curves.empty
+    assert "classification" in result.verdict.text and result.verdict.kind == "info"
+    assert len(result.grid) == 2 * 61 * 61 and len(result.paths) == 2 * 101 and len(result.softmax_table) > 5
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(lr=-1.0), dict(lr=float("nan")), dict(margin=-1.0),
+                                 dict(optimizer="lbfgs"), dict(goal=0.0), dict(picture_points=2)])
+def test_impossible_configs_raise_a_plain_sentence(bad):
+    with pytest.raises(ValueError, match=r"\w+ \w+"):
+        run(load_builtin("moons", n_samples=60), LabSetup(), Config(**bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+PAGE = "app_pages/loss_function.py"
+
+
+def _page():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    return at.switch_page(PAGE).run()
+
+
+def _charts(at) -> int:
+    return len(at.get("vega_lite_chart"))
+
+
+def test_page_default_run():
+    at = _page()
+    assert not at.exception
+    assert at.title[0].value.startswith("Loss function")
+    assert {m.label for m in at.metric} >= {CE, SM}
+    assert _charts(at) == 6  # accuracy, loss, gradient norm, two heat maps, probability
+    assert "cross-entropy reached 90%" in (at.info[0].value if at.info else "")
+
+
+def test_page_confidently_wrong_start_shows_the_stall():
+    at = _page()
+    at.toggle(key="loss_function_wrong_start").set_value(True)
+    at.button(key="loss_function_run").click().run()
+    assert not at.exception
+    assert "softmax + MSE was at 50% after 200" in at.warning[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics[SM].rstrip("%")) < 70 <= 90 <= float(metrics[CE].rstrip("%"))
+
+
+def test_page_regression_dataset_offers_a_switch():
+    at = _page()
+    at.sidebar.selectbox(key="lab_dataset").set_value("diabetes").run()
+    assert not at.exception
+    assert "about classification" in at.info[0].value
+    assert _charts(at) == 3  # the picture and its probabilities still show; no empty training charts
+    at.button(key="loss_function_switch").click().run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="lab_dataset").value == "moons"
+    assert _charts(at) == 6 and {m.label for m in at.metric} >= {CE, SM}
+
+
+def test_page_uploaded_csv():
+    data = load_builtin("moons", n_samples=150, seed=2)
+    csv = pd.DataFrame(data.X, columns=["a", "b"]).assign(label=np.where(data.y == 1, "yes", "no"))
+    at = _page()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value(("mine.csv", csv.to_csv(index=False).encode(), "text/csv")).run()
+    assert not at.exception
+    assert _charts(at) == 6 and {m.label for m in at.metric} >= {CE, SM}
+
+
+def test_page_learning_rate_100_reports_the_divergence():
+    at = _page()
+    at.number_input(key="loss_function_lr").set_value(100.0)
+    at.toggle(key="loss_function_raw_mse").set_value(True)
+    at.button(key="loss_function_run").click().run()
+    assert not at.exception
+    assert any("Raw outputs + MSE diverged at step" in e.value for e in at.error)
+    assert "diverged at step" in " ".join(w.value for w in [*at.warning, *at.info, *at.error])
