@@ -29,16 +29,19 @@ TRAIN_STEPS = 300  # full-batch Adam steps, enough to leave the random-init spec
 TARGET_REL_ERR = 5e-4
 
 
-def build_problem():
+def digits_mlp(hidden):
     digits = load_digits()
     X = StandardScaler().fit_transform(digits.data).astype(np.float32)
-    y = digits.target
     torch.manual_seed(SEED)
     layers, width = [], X.shape[1]
-    for h in HIDDEN:
+    for h in hidden:
         layers += [nn.Linear(width, h), nn.Tanh()]
         width = h
-    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    return nn.Sequential(*layers, nn.Linear(width, 10)), X, digits.target
+
+
+def build_problem():
+    model, X, y = digits_mlp(HIDDEN)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     for _ in range(TRAIN_STEPS):
@@ -78,7 +81,8 @@ def time_hvp(fn, reps=5):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # 1 thread was faster than 2 on the shared 2-core box (see the report in core/curvature.py).
+    # Measured on the shared 2-core box (other jobs running): the whole bench took 34 s with one
+    # thread and 184 s with two; two threads fight over tiny matmuls.
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,13 +93,15 @@ def main() -> int:
     print(f"MLP 64-{'-'.join(map(str, HIDDEN))}-10 tanh on digits: {n:,} parameters, "
           f"loss {train_loss:.4f} after {TRAIN_STEPS} Adam steps, {args.threads} thread(s)")
 
-    v = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    op_cached = _hvp_operator(f, theta, "double")
-    t_func = time_hvp(lambda: _hvp_func(f, theta, v))
-    t_double = time_hvp(lambda: _hvp_double(f, theta, v))
-    t_cached = time_hvp(lambda: op_cached.tensor(v))
-    print(f"one HVP (best of 5): torch.func jvp(grad) {t_func * 1e3:.1f} ms, double backward "
-          f"{t_double * 1e3:.1f} ms, double backward reusing the gradient graph {t_cached * 1e3:.1f} ms")
+    # Which HVP implementation to default to: time one product at ~2k and ~25k parameters.
+    print(f"\none HVP, best of 5 {'params':>8}{'torch.func':>12}{'double bw':>11}{'graph reused':>14}")
+    small, Xs, ys = digits_mlp((32,))
+    for g, th in (model_loss(small, nn.CrossEntropyLoss(), Xs, ys), (f, theta)):
+        v = torch.randn(th.numel(), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        op_cached = _hvp_operator(g, th, "double")
+        times = [time_hvp(lambda: _hvp_func(g, th, v)), time_hvp(lambda: _hvp_double(g, th, v)),
+                 time_hvp(lambda: op_cached.tensor(v))]
+        print(f"{'':<18}{th.numel():>8,}" + "".join(f"{t * 1e3:>{w}.1f} ms" for t, w in zip(times, (9, 8, 11))))
 
     # Reference: eigsh run to machine precision.
     t0 = time.perf_counter()

@@ -29,17 +29,20 @@ Loss = Callable[[torch.Tensor], torch.Tensor]
 # is too slow for an interactive page; use hessian_extremes / hutchinson_trace instead.
 EXACT_MAX_PARAMS = 3000
 
-# hessian_extremes(method="auto") builds the exact Hessian up to this size: ARPACK's Krylov
-# space alone takes ncv = 20 HVPs, so below that the n HVPs of the exact Hessian are cheaper
-# and exact, and ARPACK needs k < n anyway.
-AUTO_EXACT_BELOW = 20
+# hessian_extremes(method="auto") builds the exact Hessian below this size: Lanczos took 50-90
+# HVPs on the MLPs measured (ARPACK's Krylov space alone is ncv = 20), so up to here the n HVPs
+# of the exact Hessian cost about the same, and its answer is exact.
+AUTO_EXACT_BELOW = 100
 
-# Default HVP implementation, chosen by measurement (bench/curvature.py, 1 thread, float64,
-# time per HVP with a fresh forward + backward each time):
-#   MLP 4-32-32-3 on iris, 1,315 parameters (batch 150):   func 1.08 ms, double 0.71 ms
-#   MLP 64-256-32-10 on digits, 25,258 parameters (1,797): func 26.4 ms, double 20.5 ms
-# Double backward was faster on both, and reusing its gradient graph across the many HVPs of
-# one eigsh / Hutchinson / Hessian run cut another ~40% (see _hvp_operator), so it is default.
+# Default HVP implementation, chosen by measurement (1 torch thread, float64, tanh MLPs on all
+# 1,797 sklearn digits, best time of one HVP; bench/curvature.py prints these figures):
+#                                 torch.func jvp(grad)  double backward  double, graph reused
+#   64-32-10,      2,410 params        10.5 ms             5.4 ms             2.9 ms
+#   64-256-32-10, 25,194 params        65.2 ms            49.2 ms            28.5 ms
+# (on the box loaded by other jobs: 13.2 / 8.7 / 2.5 ms and 118 / 89 / 41 ms, same order).
+# torch.func also pays a one-time ~1.3 s CPU per process on its first jvp (torch scripts its
+# forward-AD decompositions). Double backward wins, and reusing its gradient graph across the
+# many HVPs of one eigsh / Hutchinson / Hessian run (see _hvp_operator) roughly halves it again.
 HVP_METHODS = ("double", "func")
 DEFAULT_HVP = "double"
 
@@ -54,6 +57,8 @@ def model_loss(model: nn.Module, loss_fn: Callable, X, y, dtype: torch.dtype | N
     buffers, so BatchNorm in training mode updates only those copies. With the default
     ``dtype=torch.float64`` parameters, buffers and floating X / y are converted so curvature
     figures are accurate; integer labels stay integer. ``dtype=None`` keeps the model's dtype.
+    ``loss_fn`` must reduce to a scalar. Dropout in training mode would make ``f`` random: put
+    such a model in eval mode first if a deterministic loss is wanted (the caller's choice).
 
     >>> model = nn.Linear(3, 1)
     >>> f, theta = model_loss(model, nn.MSELoss(), np.ones((5, 3)), np.zeros((5, 1)))
@@ -69,11 +74,12 @@ def model_loss(model: nn.Module, loss_fn: Callable, X, y, dtype: torch.dtype | N
     dtype = dtype or named[0][1].dtype
 
     def cast(t) -> torch.Tensor:
-        t = torch.as_tensor(t.copy() if isinstance(t, np.ndarray) else t).detach()
-        return t.to(dtype) if t.is_floating_point() else t
+        # Own copies: later changes to the caller's arrays must not change f.
+        t = t.detach() if isinstance(t, torch.Tensor) else torch.as_tensor(np.array(t))
+        return (t.to(dtype) if t.is_floating_point() else t).clone()
 
     theta = torch.cat([p.reshape(-1).to(dtype) for _, p in named]).clone()
-    buffers = {name: cast(b).clone() for name, b in model.named_buffers()}
+    buffers = {name: cast(b) for name, b in model.named_buffers()}
     X, y = cast(X), cast(y)
 
     def f(t: torch.Tensor) -> torch.Tensor:
@@ -113,6 +119,8 @@ def _hvp_double(f: Loss, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     theta = theta.detach().requires_grad_(True)
     with torch.enable_grad():
         g = torch.autograd.grad(f(theta), theta, create_graph=True)[0]
+        if not g.requires_grad:  # f is linear in theta: the gradient is constant, H = 0
+            return torch.zeros_like(theta)
         return torch.autograd.grad(g, theta, v)[0]
 
 
@@ -159,6 +167,8 @@ class _hvp_operator:
         self.count += 1
         if self.method == "func":
             return _hvp_func(self.f, self.theta, v).detach()
+        if not self._g.requires_grad:  # f is linear in theta: the gradient is constant, H = 0
+            return torch.zeros_like(self.theta)
         with torch.enable_grad():
             return torch.autograd.grad(self._g, self._theta, v, retain_graph=True)[0]
 
@@ -202,7 +212,9 @@ def hessian_eigenvalues(f: Loss, theta: torch.Tensor) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- extreme eigenvalues
-@dataclass(frozen=True)
+# eq=False on results that hold arrays: the generated __eq__ would compare arrays elementwise
+# and fail, and instances are compared by identity anyway.
+@dataclass(frozen=True, eq=False)
 class Extremes:
     """Smallest and largest Hessian eigenvalue with their unit eigenvectors and the cost.
 
@@ -241,9 +253,10 @@ def hessian_extremes(
     iterative above. If ARPACK does not converge within ``maxiter`` restarts, problems up to
     ``EXACT_MAX_PARAMS`` fall back to the exact Hessian, larger ones raise RuntimeError.
 
-    >>> ext = hessian_extremes(lambda t: (t ** 2 * torch.arange(1.0, 31.0)).sum(), torch.zeros(30))
+    >>> d = torch.arange(1.0, 201.0, dtype=torch.float64)
+    >>> ext = hessian_extremes(lambda t: (d * t * t).sum(), torch.zeros(200, dtype=torch.float64))
     >>> round(ext.eig_min, 6), round(ext.eig_max, 6), ext.method
-    (2.0, 60.0, 'iterative')
+    (2.0, 400.0, 'iterative')
     """
     start = time.perf_counter()
     op = _hvp_operator(f, theta, hvp_method)
@@ -339,7 +352,7 @@ def hutchinson_trace(
 KINDS = ("local minimum", "local maximum", "saddle point", "flat (degenerate)", "not critical")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CriticalPoint:
     """What kind of point ``theta`` is, with the numbers behind the verdict."""
 

@@ -114,7 +114,7 @@ def test_lecture_valley_is_flat():
 
 
 # --------------------------------------------------------------------------- definite and degenerate quadratics
-@pytest.mark.parametrize("n", [5, 40])  # 5: exact path, 40: Lanczos path of method="auto"
+@pytest.mark.parametrize("n", [5, 150])  # 5: exact path, 150: Lanczos path of method="auto"
 def test_definite_quadratics(n):
     eigs = np.linspace(0.5, 3.0, n)
     A = random_symmetric(n, eigs)
@@ -151,6 +151,8 @@ def test_degenerate_combinations_are_flat():
 
 
 # --------------------------------------------------------------------------- Hessian-vector products
+# torch's first forward-mode AD call scripts its decompositions with the deprecated torch.jit.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("method", ["double", "func"])
 def test_hvp_matches_exact_hessian(method, iris):
     X, y = iris
@@ -158,6 +160,7 @@ def test_hvp_matches_exact_hessian(method, iris):
     H = torch.autograd.functional.hessian(f, theta)
     v = torch.randn(theta.numel(), dtype=F64, generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(hvp(f, theta, v, method=method).numpy(), (H @ v).numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(hessian_matrix(f, theta, hvp_method=method), H.numpy(), rtol=1e-10, atol=1e-14)
 
 
 def test_hvp_rejects_unknown_method():
@@ -172,7 +175,6 @@ def test_exact_eigenvalues_match_autograd(iris_problem):
     assert np.all(np.diff(ours) >= 0)
     # atol: eigenvalues that are zero up to rounding (~1e-16) cannot match relatively.
     np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-12 * np.abs(ref).max())
-    np.testing.assert_allclose(hessian_matrix(f, theta), H, rtol=1e-10, atol=1e-14)
 
 
 def test_extremes_match_exact_spectrum(iris_problem):
@@ -204,6 +206,24 @@ def test_extremes_exact_method_and_small_fallback():
     small = hessian_extremes(lecture_loss, torch.zeros(2, dtype=F64), method="iterative")
     assert small.method == "exact"
     np.testing.assert_allclose(tuple(small), (-2.0, 2.0), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_extremes_iterative_on_tiny_problems(n):
+    eigs = np.linspace(-1.0, 2.0, n)
+    ext = hessian_extremes(quadratic(random_symmetric(n, eigs)), torch.zeros(n, dtype=F64), method="iterative")
+    assert ext.method == "iterative"
+    np.testing.assert_allclose(tuple(ext), (-1.0, 2.0), rtol=1e-8)
+
+
+def test_linear_loss_has_zero_hessian():
+    f = lambda t: 3.0 * t.sum()  # noqa: E731
+    theta = torch.ones(3, dtype=F64)
+    np.testing.assert_array_equal(hessian_matrix(f, theta), np.zeros((3, 3)))
+    assert hvp(f, theta, torch.ones(3, dtype=F64)).tolist() == [0.0, 0.0, 0.0]
+    p = classify_point(f, theta)
+    assert p.kind == "not critical" and p.grad_norm == pytest.approx(3.0 * 3**0.5, rel=1e-12)
+    assert (p.eig_min, p.eig_max) == (0.0, 0.0)
 
 
 def test_exact_hessian_refuses_large_problems():
@@ -260,7 +280,7 @@ def test_hutchinson_matches_exact_trace(iris):
     X, y = iris
     model = tanh_mlp([4, 6, 3], seed=4)
     # A little training: at random init the off-diagonal Hessian mass is ~1.7x the trace, which
-    # would need ~10^4 probes for 5%; after 100 Adam steps it is ~0.7x (about 2,000 probes).
+    # would need ~10^4 probes for 5%; after 100 Adam steps it is ~0.7x (several hundred probes).
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
     for _ in range(100):
@@ -269,9 +289,9 @@ def test_hutchinson_matches_exact_trace(iris):
         opt.step()
     f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)
     exact = float(np.trace(torch.autograd.functional.hessian(f, theta).numpy()))
-    est = hutchinson_trace(f, theta, tol=0.015, max_samples=20000)
+    est = hutchinson_trace(f, theta, tol=0.025, max_samples=20000)
     assert est.n_samples >= 30 and est.n_hvp == est.n_samples
-    assert est.std_error <= 0.015 * abs(est.trace)  # it stopped by its rule, not by the cap
+    assert est.std_error <= 0.025 * abs(est.trace)  # it stopped by its rule, not by the cap
     assert abs(est.trace - exact) <= 3 * est.std_error
     assert abs(est.trace - exact) <= 0.05 * abs(exact)
 
