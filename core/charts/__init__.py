@@ -62,7 +62,8 @@ def heatmap(
     ys = np.sort(grid[y].unique())
     dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
     dy = float(ys[1] - ys[0]) if len(ys) > 1 else 1.0
-    data = grid.assign(_x2=grid[x] + dx, _y2=grid[y] + dy)
+    # Cells overlap by 2% so anti-aliasing leaves no hairlines between them.
+    data = grid.assign(_x2=grid[x] + 1.02 * dx, _y2=grid[y] + 1.02 * dy)
     return (
         alt.Chart(data, title=title)
         .mark_rect()

@@ -37,6 +37,7 @@ from core.surfaces import (
     DIVERGENCE_LIMIT,
     SURFACES,
     descend_along,
+    grid as surface_grid,
     make_optimizer,
     negative_curvature_step,
     run_optimizer,
@@ -275,7 +276,7 @@ def best_constant(y: np.ndarray, task: str, n_out: int) -> np.ndarray:
     """Output bias of the best constant prediction: log class priors (cross-entropy; a class
     absent from the training rows gets half a count so its log stays finite) or the mean target."""
     if task == "regression":
-        return np.array([float(np.mean(y))])
+        return np.array([float(np.mean(y, dtype=np.float64))])  # float64: the loss is computed in float64
     counts = np.bincount(y, minlength=n_out).astype(np.float64)
     counts[counts == 0] = 0.5
     return np.log(counts / counts.sum())
@@ -303,10 +304,9 @@ def race_loss(
     rows: list[tuple] = []
     start_step = 0
     if racer == "curvature":
-        with torch.no_grad():
-            loss0 = float(f(theta0))
-        g0 = torch.autograd.grad(f(theta), theta)[0]
-        rows.append((0, loss0, float(g0.norm()), float((theta0 - center).norm())))
+        loss0 = f(theta)
+        g0 = torch.autograd.grad(loss0, theta)[0]
+        rows.append((0, loss0.item(), g0.norm().item(), (theta0 - center).norm().item()))
         t0 = time.perf_counter()
         ext = hessian_extremes(f, theta0)
         length = config.curvature_scale * abs(ext.eig_min) if ext.eig_min < 0 else 0.0
@@ -368,7 +368,7 @@ def escape_radius(config: Config) -> float | None:
 def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.DataFrame:
     """One row per lap: racer, label, start, escaped, steps_to_escape, escaped_by, final_loss,
     final_distance, diverged_at, hessian_evals, hvps,
-    curvature_seconds, seconds."""
+    curvature_seconds, eig_min (lambda_min where the curvature step looked; NaN for others), seconds."""
     rows = []
     for lap in laps:
         step, by = escape_step(lap.frame, saddle_loss, config.delta, escape_radius(config))
@@ -379,7 +379,7 @@ def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.Data
             final_loss=float(finite.iloc[-1]) if len(finite) else float("nan"),
             final_distance=float(lap.frame["distance"].iloc[-1]),
             diverged_at=lap.diverged_at, hessian_evals=lap.hessian_evals, hvps=lap.hvps,
-            curvature_seconds=lap.curvature_seconds, seconds=lap.seconds,
+            curvature_seconds=lap.curvature_seconds, eig_min=lap.eig_min, seconds=lap.seconds,
         ))
     table = pd.DataFrame(rows)
     for col in ("steps_to_escape", "diverged_at"):
@@ -405,8 +405,6 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         laps = race_network(net, net.theta, config, seed, "exact", sub_progress(on_progress, 0.1, 0.55))
         laps += race_network(net, pushed, config, seed, "pushed", sub_progress(on_progress, 0.55, 1.0))
     else:
-        from core.surfaces import grid as surface_grid
-
         surface = SURFACES[config.surface]
         center = np.asarray(surface.saddle, dtype=np.float64)
         pushed_xy = center + push(2, config.epsilon, seed)
@@ -428,7 +426,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     return Result(
         config=config, surface_label=label, saddle_loss=saddle_loss, frame=frame, table=table, grid=grid,
         marks=marks, check=check, network_notes=notes, n_params=n,
-        honesty=honesty_text(table, config), verdict=make_verdict(table, config, check),
+        honesty=honesty_text(table, config), verdict=make_verdict(table, config, saddle_loss, check),
     )
 
 
@@ -458,30 +456,42 @@ def honesty_text(table: pd.DataFrame, config: Config) -> str:
         parts.append(f"Started exactly at the saddle, {_join([NAMES[r] for r in still])} never moved in "
                      f"{config.steps} steps (less than {STILL:g} in all): the gradient there is zero, so there "
                      "is nothing to follow and nothing for momentum to accumulate.")
-    escaped = [f"{NAMES[r]} (step {_steps(table, r, 'exact')})" for r in ("curvature", "noise")
-               if _steps(table, r, "exact") is not None]
-    stuck = [NAMES[r] for r in ("curvature", "noise") if _steps(table, r, "exact") is None]
-    if escaped:
-        parts.append(f"From the same point {_join(escaped)} escaped: the Hessian shows a downhill direction "
-                     "that the gradient cannot, and noise knocks the parameters off the balance point.")
-    if stuck:
-        parts.append(f"From there {_join(stuck)} did not escape within {config.steps} steps.")
+    curv, noise = _steps(table, "curvature", "exact"), _steps(table, "noise", "exact")
+    lam = exact.at["curvature", "eig_min"]
+    if curv is not None:
+        parts.append(f"From the same point the curvature step escaped at step {curv}: the Hessian's most "
+                     f"negative eigenvalue ({lam:.3g}) points downhill where the gradient shows nothing.")
+    else:
+        why = (f"the Hessian there has no clearly negative eigenvalue (lambda_min = {lam:.2g}), so "
+               "second-order information shows no way down (a degenerate saddle, like the monkey saddle)"
+               if lam > -1e-6 else "the step was too short to lower the loss enough")
+        parts.append(f"The curvature step did not escape within {config.steps} steps: {why}.")
+    if noise is not None:
+        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) escaped at step {noise}: it knocks the "
+                     "parameters off the balance point, the way mini-batch noise does.")
+    elif config.noise_sigma > 0:
+        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) did not escape within {config.steps} steps.")
     gd, mom = _steps(table, "gd", "pushed"), _steps(table, "momentum", "pushed")
     parts.append(f"Pushed {config.epsilon:g} off the saddle: gradient descent {_took(gd, config.steps)}, "
                  f"momentum (beta {config.momentum:g}) {_took(mom, config.steps)}.")
     return " ".join(parts)
 
 
-def make_verdict(table: pd.DataFrame, config: Config, check: CriticalPoint | None) -> Verdict:
-    """The race in one sentence with its numbers (plus divergences and a next step)."""
-    pushed = table[(table["start"] == "pushed") & table["escaped"] & (table["racer"] != "curvature")]
+def make_verdict(table: pd.DataFrame, config: Config, saddle_loss: float, check: CriticalPoint | None = None) -> Verdict:
+    """The race in one sentence with its numbers (plus divergences, overshoots and a next step).
+
+    The fastest racer is the fastest first-order one (the curvature step is reported with its
+    cost) that escaped after the push and did not diverge."""
+    pushed = table[(table["start"] == "pushed") & table["escaped"] & (table["racer"] != "curvature")
+                   & table["diverged_at"].isna()]
     fastest = pushed.sort_values("steps_to_escape", kind="stable")
     gd = _steps(table, "gd", "pushed")
     curv = table[(table["racer"] == "curvature") & (table["start"] == "pushed")].iloc[0]
     cost = f"{int(curv['hvps'])} Hessian-vector products" if curv["hvps"] else f"{int(curv['hessian_evals'])} exact Hessian"
-    curv_part = (f"the curvature step in {_took(_steps(table, 'curvature', 'pushed'), config.steps)} "
-                 f"(cost {cost}, {curv['curvature_seconds'] * 1000:.0f} ms)")
-    exact_out = [f"{NAMES[r]} ({_steps(table, r, 'exact')})" for r in RACERS if _steps(table, r, "exact") is not None]
+    curv_part = (f"the curvature step {_took(_steps(table, 'curvature', 'pushed'), config.steps)} "
+                 f"at a cost of {cost} and {curv['curvature_seconds'] * 1000:.0f} ms")
+    exact_out = [f"{NAMES[r]} (step {_steps(table, r, 'exact')})" for r in RACERS
+                 if _steps(table, r, "exact") is not None]
     exact_part = (f"from exactly the saddle only {_join(exact_out)} got away" if exact_out
                   else "from exactly the saddle no racer got away")
     if fastest.empty:
@@ -490,19 +500,28 @@ def make_verdict(table: pd.DataFrame, config: Config, check: CriticalPoint | Non
         kind, advice = "warning", "Raise the learning rate, the push epsilon or the step budget."
     else:
         best = fastest.iloc[0]
-        best_part = f"{NAMES[best['racer']]} escaped first in {_took(int(best['steps_to_escape']), config.steps)}"
-        if best["racer"] != "gd":
-            best_part += f" against gradient descent's {gd}" if gd is not None else (
-                f" while gradient descent did not escape in {config.steps}")
-        text = f"Pushed {config.epsilon:g} off the saddle, {best_part} and {curv_part}; {exact_part}."
+        others = [f"{NAMES[r]} {_took(_steps(table, r, 'pushed'), config.steps)}" for r in ("gd", "momentum")
+                  if r != best["racer"]]
+        text = (f"Pushed {config.epsilon:g} off the saddle, {NAMES[best['racer']]} escaped first in "
+                f"{_took(int(best['steps_to_escape']), config.steps)} ({'; '.join(others + [curv_part])}); "
+                f"{exact_part}.")
         kind, advice = "info", "Momentum, Adam or a little gradient noise are the cheap ways off a saddle."
     if check is not None and check.kind != "saddle point":
         text += f" The check found a {check.kind} point, not a strict saddle."
         kind = "warning"
+    worse = table[table["diverged_at"].isna() & (table["final_loss"] > saddle_loss + config.delta)]
+    if len(worse):
+        text += (f" {len(worse)} of {len(table)} runs ended above the saddle's loss {saddle_loss:.4g} "
+                 f"(worst {worse['final_loss'].max():.4g}): steps too long for the curvature overshoot.")
+        kind, advice = "warning", f"Lower the learning rate (now {config.lr:g})."
     diverged = table[table["diverged_at"].notna()]
     if len(diverged):
-        where = _join([f"{NAMES[r.racer]} ({STARTS[r.start]}) diverged at step {int(r.diverged_at)}"
-                       for r in diverged.itertuples()])
-        text += f" {where[0].upper()}{where[1:]}."
+        groups = []
+        for start, words in (("exact", "from exactly the saddle"), ("pushed", "after the push")):
+            rows = diverged[diverged["start"] == start]
+            if len(rows):
+                groups.append(_join([f"{NAMES[r.racer]} at step {int(r.diverged_at)}" for r in rows.itertuples()])
+                              + f" {words}")
+        text += f" {len(diverged)} of {len(table)} runs diverged: {'; '.join(groups)}."
         kind, advice = "problem", f"Lower the learning rate (now {config.lr:g})."
     return Verdict(kind, text, advice)

@@ -1,0 +1,96 @@
+"""Charts of the saddle escape race: they read a core.diagnoses.saddle.Result, never compute.
+
+Each builder takes the result and which start to show ("exact" or "pushed"); picking rows of
+the result's frames is all they do.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from core.charts import HEIGHT, PALETTE, WIDTH, heatmap, markers
+
+RACER_ORDER = ["Gradient descent", "GD + gradient noise", "Curvature step, then GD", "Momentum", "Nesterov", "Adam"]
+_RACER_COLOR = alt.Color("label:N", title="racer", sort=RACER_ORDER,
+                         scale=alt.Scale(domain=RACER_ORDER, range=PALETTE[: len(RACER_ORDER)]))
+
+
+def _laps(result, start: str) -> pd.DataFrame:
+    return result.frame[result.frame["start"] == start]
+
+
+def race_map(result, start: str, axis_names: tuple[str, str] = ("x", "y"), size: int = 460) -> alt.LayerChart:
+    """Trajectories over the surface's heat map: one colour per racer, a point per step, the
+    saddle, the pushed start and the minima marked. Zoomed to the surface's plot bounds."""
+    grid = result.grid
+    base = heatmap(grid, value="loss", title=f"{result.surface_label}: paths from {_start_words(start)}",
+                   x_title=axis_names[0], y_title=axis_names[1], scheme="viridis", size=size)
+    frame = _laps(result, start)
+    frame = frame[frame["x"].between(grid["x"].min(), grid["x"].max())
+                  & frame["y"].between(grid["y"].min(), grid["y"].max())]
+    path = alt.Chart(frame).encode(
+        x="x:Q", y="y:Q", order="step:Q", color=_RACER_COLOR, detail="label:N",
+        tooltip=["label", "step", alt.Tooltip("x:Q", format=".4f"), alt.Tooltip("y:Q", format=".4f"),
+                 alt.Tooltip("loss:Q", format=".4f")],
+    )
+    lines = path.mark_line(strokeWidth=2, opacity=0.9, clip=True)
+    dots = path.mark_point(size=16, filled=True, clip=True)
+    marks = result.marks
+    saddle = markers(marks[marks["label"] == "saddle"])
+    start_mark = (alt.Chart(marks[marks["label"] == "pushed start"]).mark_point(shape="cross", size=90, color="red",
+                                                                                  strokeWidth=2)
+                  .encode(x="x:Q", y="y:Q", tooltip=["label", "x", "y"]))
+    minima = (alt.Chart(marks[marks["label"] == "minimum"]).mark_point(shape="circle", size=70, color="white",
+                                                                        strokeWidth=2)
+              .encode(x="x:Q", y="y:Q", tooltip=["label", "x", "y"]))
+    over = [lines, dots, minima, saddle] + ([start_mark] if start == "pushed" else [])
+    # The heat map's colour is the loss, the paths' colour the racer: two independent scales.
+    return alt.layer(base, alt.layer(*over)).resolve_scale(color="independent")
+
+
+def loss_curves(result, start: str) -> alt.LayerChart:
+    """Loss against step per racer, with the escape line L(saddle) - delta dashed."""
+    frame = _laps(result, start)
+    frame = frame[frame["loss"].notna() & frame["loss"].abs().lt(float("inf"))]
+    lines = (
+        alt.Chart(frame, title=f"Loss per step, from {_start_words(start)}")
+        .mark_line(clip=True)
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+                color=_RACER_COLOR, tooltip=["label", "step", alt.Tooltip("loss:Q", format=".5f")])
+    )
+    level = pd.DataFrame({"loss": [result.saddle_loss - result.config.delta], "what": ["escape: L(saddle) - delta"]})
+    rule = alt.Chart(level).mark_rule(strokeDash=[5, 4], color="gray").encode(y="loss:Q", tooltip=["what", "loss"])
+    return alt.layer(lines, rule).properties(width=WIDTH, height=HEIGHT)
+
+
+def distance_curves(result, start: str) -> alt.Chart:
+    """Distance from the saddle per step on a log axis: a straight climb is exponential escape
+    (gradient descent grows the push by (1 + lr * |lambda_min|) per step). Zero distances (a
+    racer that never moved) cannot be drawn on a log axis and are left out."""
+    frame = _laps(result, start)
+    frame = frame[frame["distance"] > 0]
+    return (
+        alt.Chart(frame, title=f"Distance from the saddle, from {_start_words(start)} (log scale)")
+        .mark_line(clip=True)
+        .encode(x=alt.X("step:Q", title="step"),
+                y=alt.Y("distance:Q", title="distance from the saddle", scale=alt.Scale(type="log")),
+                color=_RACER_COLOR, tooltip=["label", "step", alt.Tooltip("distance:Q", format=".3g")])
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+
+
+def escape_bars(result, start: str) -> alt.Chart:
+    """Steps to escape per racer (racers that never escaped are listed with no bar)."""
+    table = result.table[result.table["start"] == start][["label", "steps_to_escape", "escaped"]].copy()
+    table["steps_to_escape"] = table["steps_to_escape"].astype("float")
+    return (
+        alt.Chart(table, title=f"Steps to escape, from {_start_words(start)}")
+        .mark_bar()
+        .encode(y=alt.Y("label:N", title=None, sort=RACER_ORDER), x=alt.X("steps_to_escape:Q", title="steps to escape"),
+                color=_RACER_COLOR, tooltip=["label", "steps_to_escape", "escaped"])
+        .properties(width=WIDTH, height=180)
+    )
+
+
+def _start_words(start: str) -> str:
+    return "exactly the saddle" if start == "exact" else "the pushed start"

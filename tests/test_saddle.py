@@ -1,0 +1,305 @@
+"""Saddle escape race: numbers against numpy reference loops and closed forms, plus the page."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+from torch import nn
+
+from core.charts.saddle import distance_curves, escape_bars, loss_curves, race_map
+from core.curvature import classify_point
+from core.data import load_builtin
+from core.diagnoses.saddle import (
+    RACERS,
+    Config,
+    best_constant,
+    escape_step,
+    network_saddle,
+    push,
+    run,
+    validate,
+)
+from core.lab import LabSetup
+from core.models import ModelSpec, build_mlp
+from core.train import split_data
+
+MOONS = load_builtin("moons")
+
+
+def _lap(result, racer, start):
+    f = result.frame
+    return f[(f["racer"] == racer) & (f["start"] == start)].reset_index(drop=True)
+
+
+def _row(result, racer, start):
+    t = result.table
+    return t[(t["racer"] == racer) & (t["start"] == start)].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def lecture():
+    return run(MOONS, LabSetup(), Config())
+
+
+@pytest.fixture(scope="module")
+def network():
+    # 120 steps keep the test quick; the exact-start facts do not need more.
+    return run(MOONS, LabSetup(), Config(surface="network", steps=120))
+
+
+# ----------------------------------------------------------------------------- lecture surface
+def _lecture_grad(w):
+    # L = (1 - w1 w2)^2, written independently of core.surfaces
+    r = 1.0 - w[0] * w[1]
+    return np.array([-2.0 * r * w[1], -2.0 * r * w[0]])
+
+
+def _lecture_loss(w):
+    return (1.0 - w[0] * w[1]) ** 2
+
+
+def _numpy_race(kind, start, lr, beta, steps, delta, radius):
+    """Reference GD / heavy-ball / Nesterov (torch.optim.SGD's formulas) -> (losses, escape step)."""
+    w, v = np.array(start, dtype=np.float64), np.zeros(2)
+    losses = [_lecture_loss(w)]
+    for k in range(steps):
+        g = _lecture_grad(w)
+        if kind == "gd":
+            w = w - lr * g
+        else:
+            v = g if k == 0 else beta * v + g  # torch: the first buffer is the gradient itself
+            w = w - lr * (g + beta * v if kind == "nesterov" else v)
+        losses.append(_lecture_loss(w))
+    losses = np.array(losses)
+    escaped = np.nonzero(losses < 1.0 - delta)[0]
+    return losses, (int(escaped[0]) if len(escaped) else None)
+
+
+def test_exact_saddle_gd_and_momentum_stay_at_loss_one(lecture):
+    cfg = lecture.config
+    for racer in ("gd", "momentum", "nesterov", "adam"):
+        lap = _lap(lecture, racer, "exact")
+        assert len(lap) == cfg.steps + 1
+        np.testing.assert_array_equal(lap["loss"], 1.0)  # zero gradient: not one bit of movement
+        np.testing.assert_array_equal(lap["distance"], 0.0)
+        assert not _row(lecture, racer, "exact")["escaped"]
+    assert "never moved" in lecture.honesty
+
+
+def test_curvature_step_lowers_the_loss_after_one_step(lecture):
+    lap = _lap(lecture, "curvature", "exact")
+    # One step of length 0.5 * |lambda_min| = 1 along (1, 1)/sqrt(2): w1 w2 = 1/2, L = (1 - 1/2)^2.
+    assert lap.at[0, "loss"] == 1.0
+    assert lap.at[1, "loss"] == pytest.approx(0.25, abs=1e-12)
+    assert abs(lap.at[1, "x"]) == pytest.approx(np.sqrt(0.5), abs=1e-12)
+    row = _row(lecture, "curvature", "exact")
+    assert row["steps_to_escape"] == 1 and row["hessian_evals"] == 1
+    assert row["eig_min"] == pytest.approx(-2.0, abs=1e-12)
+
+
+def test_noise_escapes_the_exact_saddle(lecture):
+    row = _row(lecture, "noise", "exact")
+    assert row["escaped"] and row["final_loss"] < 0.05
+
+
+def test_pushed_start_momentum_beats_gd_matching_numpy(lecture):
+    cfg = lecture.config
+    start = np.array([0.0, 0.0]) + push(2, cfg.epsilon, seed=0)
+    steps = {}
+    for racer in ("gd", "momentum", "nesterov"):
+        ref_losses, ref_step = _numpy_race(racer, start, cfg.lr, cfg.momentum, cfg.steps, cfg.delta, cfg.radius)
+        lap = _lap(lecture, racer, "pushed")
+        np.testing.assert_allclose(lap["loss"], ref_losses, rtol=1e-9, atol=1e-12)
+        steps[racer] = _row(lecture, racer, "pushed")["steps_to_escape"]
+        assert steps[racer] == ref_step
+    assert steps["momentum"] < steps["gd"]
+    assert lecture.verdict.kind == "info" and f"{steps['gd']} steps" in lecture.verdict.text
+
+
+def test_push_and_escape_rule():
+    p = push(7, 0.01, seed=3)
+    assert np.linalg.norm(p) == pytest.approx(0.01, rel=1e-12)
+    np.testing.assert_array_equal(p, push(7, 0.01, seed=3))
+    frame = pd.DataFrame({"step": [0, 1, 2, 3], "loss": [1.0, 1.01, 0.96, 0.9], "distance": [0, 0.5, 2.0, 3.0]})
+    assert escape_step(frame, 1.0, 0.05, 1.0) == (2, "distance")
+    assert escape_step(frame, 1.0, 0.05, None) == (3, "loss")
+    assert escape_step(frame, 1.0, 0.5, None) == (None, "")
+
+
+def test_monkey_saddle_defeats_the_curvature_step():
+    res = run(MOONS, LabSetup(), Config(surface="monkey", steps=60))
+    row = _row(res, "curvature", "exact")
+    assert row["eig_min"] == 0.0 and not row["escaped"]  # zero Hessian: no direction to follow
+    assert "no clearly negative eigenvalue" in res.honesty
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(lr=-1.0), dict(epsilon=0.0), dict(momentum=1.0),
+                                 dict(noise_sigma=-0.1), dict(surface="bowl")])
+def test_impossible_configs_raise(bad):
+    with pytest.raises(ValueError):
+        validate(Config(**bad))
+
+
+def test_learning_rate_100_reports_divergence_with_its_step():
+    cfg = Config(lr=100.0, steps=20)
+    res = run(MOONS, LabSetup(), cfg)
+    # Reference: plain GD from the pushed start in numpy, first non-finite or huge iterate.
+    w = push(2, cfg.epsilon, seed=0)
+    ref = None
+    for k in range(cfg.steps + 1):
+        if not np.all(np.isfinite(w)) or np.abs(w).max() > 1e6 or not np.isfinite(_lecture_loss(w)):
+            ref = k
+            break
+        w = w - cfg.lr * _lecture_grad(w)
+    assert ref is not None
+    assert _row(res, "gd", "pushed")["diverged_at"] == ref
+    assert res.verdict.kind == "problem"
+    assert f"gradient descent at step {ref}" in res.verdict.text and "diverged" in res.verdict.text
+
+
+# ----------------------------------------------------------------------------- your network
+def _closed_form_extremes(data, setup, task_loss="ce"):
+    """lambda_min and lambda_max of the saddle from the closed form: the Hessian couples output
+    weight W2[k, j] and last hidden weight W1[j, i] by C[k, i] = mean_n dL_n/dout_k * h_ni, giving
+    eigenvalues ±sigma(C); the output bias adds the block of the loss's Hessian in the output."""
+    spec = ModelSpec(hidden=setup.model.hidden or (16,), activation="tanh")
+    split = split_data(data, "standard", 0.2, setup.seed)
+    model = build_mlp(spec, split.n_features, split.n_outputs, seed=setup.seed)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    h = split.X_train.astype(np.float64)
+    for layer in linears[:-2]:  # layers that keep their initial weights
+        h = np.tanh(h @ layer.weight.detach().double().numpy().T + layer.bias.detach().double().numpy())
+    b = best_constant(split.y_train, split.task, split.n_outputs)
+    if split.task == "classification":
+        p = np.exp(b) / np.exp(b).sum()
+        g = p[None, :] - np.eye(split.n_outputs)[split.y_train]  # dCE/dout per row
+        out_block = np.diag(p) - np.outer(p, p)
+    else:
+        g = 2.0 * (b[0] - split.y_train.astype(np.float64))[:, None]  # dMSE/dout per row
+        out_block = np.array([[2.0]])
+    C = g.T @ h / len(h)
+    s = np.linalg.svd(C, compute_uv=False).max()
+    return -s, max(s, np.linalg.eigvalsh(out_block).max())
+
+
+@pytest.mark.parametrize("name", ["moons", "diabetes"])
+def test_network_saddle_check_matches_closed_form(name):
+    data = load_builtin(name)
+    setup = LabSetup()
+    net = network_saddle(data, setup)
+    chk = classify_point(net.f, net.theta)
+    lo, hi = _closed_form_extremes(data, setup)
+    assert chk.kind == "saddle point"
+    assert chk.grad_norm < 1e-10
+    assert chk.eig_min == pytest.approx(lo, rel=1e-6)
+    assert chk.eig_max == pytest.approx(hi, rel=1e-6)
+    assert chk.eig_min < 0 < chk.eig_max
+
+
+def test_network_gd_stays_while_noise_and_curvature_escape(network):
+    L = network.saddle_loss
+    assert network.check.kind == "saddle point"
+    for racer in ("gd", "momentum"):
+        lap = _lap(network, racer, "exact")
+        assert np.max(np.abs(lap["loss"] - L)) < 1e-12
+    curv = _lap(network, "curvature", "exact")
+    assert curv.at[1, "loss"] < L - 1e-6  # the curvature step itself lowers the loss
+    for racer in ("noise", "curvature"):
+        row = _row(network, racer, "exact")
+        assert row["escaped"] and row["final_loss"] < L - network.config.delta
+    assert _row(network, "curvature", "exact")["hvps"] > 0
+    assert set(network.table["racer"]) == set(RACERS)
+
+
+def test_all_zero_deep_network_is_degenerate_not_strict():
+    net = network_saddle(MOONS, LabSetup(model=ModelSpec(hidden=(8, 8))), all_zero=True)
+    chk = classify_point(net.f, net.theta)
+    # With h = tanh(0) = 0 feeding the last hidden layer, C = 0: no negative curvature at all.
+    assert chk.kind == "flat (degenerate)"
+    assert abs(chk.eig_min) < 1e-10 and chk.eig_max == pytest.approx(0.5, rel=1e-6)  # p(1-p)*2, p = 1/2
+    assert any("third order" in n for n in net.notes)
+
+
+def test_relu_batchnorm_linear_lab_models_are_explained():
+    net = network_saddle(MOONS, LabSetup(model=ModelSpec(hidden=(), activation="relu", batch_norm=True)))
+    text = " ".join(net.notes)
+    assert "tanh" in text and "Batch norm" in text and "no hidden layer" in text
+    assert net.spec == ModelSpec(hidden=(16,), activation="tanh", batch_norm=False)
+    assert classify_point(net.f, net.theta).kind == "saddle point"
+
+
+def test_charts_carry_the_race(lecture):
+    for start in ("exact", "pushed"):
+        specs = [c.to_dict() for c in (race_map(lecture, start), loss_curves(lecture, start),
+                                       distance_curves(lecture, start), escape_bars(lecture, start))]
+        assert all("layer" in s or "mark" in s for s in specs)
+    spec = race_map(lecture, "pushed").to_dict()
+    assert len(spec["layer"]) == 2  # heat map, then the race drawn over it
+    assert len(spec["layer"][1]["layer"]) == 5  # lines, points, minima, saddle, pushed start
+    assert len(race_map(lecture, "exact").to_dict()["layer"][1]["layer"]) == 4  # start = saddle
+
+
+# ----------------------------------------------------------------------------- the page
+def _page():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.switch_page("app_pages/saddle.py").run()
+    return at
+
+
+def _texts(at):
+    return " ".join(str(e.value) for e in list(at.info) + list(at.error) + list(at.warning) + list(at.success))
+
+
+def test_page_default_run():
+    at = _page()
+    assert not at.exception
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 4
+    assert "never moved" in _texts(at) and "Pushed 0.01" in _texts(at)
+    table = at.dataframe[0].value
+    assert len(table) == 6 and table["escaped"].all()
+    at.radio(key="saddle_view").set_value("exact").run()
+    assert not at.exception
+    assert at.dataframe[0].value["escaped"].sum() == 2  # noise and the curvature step
+
+
+def _race_network(at):
+    # One rerun: the shorter budget and the ground change together (two runs would double the time).
+    at.number_input(key="saddle_steps").set_value(60)
+    at.selectbox(key="saddle_surface").set_value("network")
+    at.button(key="saddle_race").click().run()
+
+
+def test_page_network_mode():
+    at = _page()
+    _race_network(at)
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 3  # no surface map for a network
+    assert "saddle point" in [m.value for m in at.metric]
+
+
+def test_page_uploaded_regression_csv_in_network_mode():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    y = x[:, 0] - 2 * x[:, 1] + 0.1 * rng.normal(size=80)
+    csv = pd.DataFrame(np.column_stack([x, y]), columns=["a", "b", "c", "target"]).to_csv(index=False).encode()
+    at = _page()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value(("reg.csv", csv, "text/csv")).run()
+    _race_network(at)
+    assert not at.exception and not at.error
+    assert "saddle point" in [m.value for m in at.metric]
+    assert len(at.get("vega_lite_chart")) == 3
+
+
+def test_page_learning_rate_100_shows_divergence():
+    at = _page()
+    at.number_input(key="saddle_lr").set_value(100.0)
+    at.button(key="saddle_race").click().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "diverged" in errors and "at step" in errors
+    spec = json.loads(at.get("vega_lite_chart")[1].proto.spec)  # the loss chart still draws
+    assert spec
