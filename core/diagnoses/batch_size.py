@@ -14,7 +14,7 @@ McCandlish et al. 2018, appendix A).
 
 >>> from core.data import load_builtin
 >>> from core.lab import LabSetup
->>> res = run(load_builtin("moons"), LabSetup(), Config(batch_sizes=(32, 0), epochs=2))
+>>> res = run(load_builtin("moons"), LabSetup(), Config(batch_sizes=(32, FULL), epochs=2))
 >>> list(res.sweep["batch_size"])
 [32, 320]
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -31,8 +31,9 @@ import pandas as pd
 import torch
 from scipy.optimize import minimize
 from torch import nn
+from torch.func import functional_call
 
-from core.curvature import gradient, hessian_extremes, hutchinson_trace, model_loss
+from core.curvature import hessian_extremes, hutchinson_trace, model_loss
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.lab import LabSetup, build_model
@@ -50,22 +51,23 @@ from core.train import (
 )
 
 FULL = 0  # in Config.batch_sizes: "the whole training split"
+AUTO_SIZES = (8, 32, 128)  # the automatic spread: these (where smaller than the split) and the full batch
 MAX_SIZES = 8  # more sizes than this make the page too slow to stay interactive
 
 
 @dataclass(frozen=True)
 class Config:
-    """The sweep. Defaults are the page's default run (about a second of training on moons)."""
+    """The sweep. Defaults are the page's default run (moons: 8, 32, 128 and 320 rows, 20 epochs)."""
 
-    batch_sizes: tuple[int, ...] = (8, 32, 128, FULL)  # rows per update; FULL (0) = whole training split
-    epochs: int = 30  # epoch budget per size (when same_updates is False)
+    batch_sizes: tuple[int, ...] = ()  # rows per update; FULL (0) = whole training split; () = auto_sizes
+    epochs: int = 20  # epoch budget per size (when same_updates is False)
     same_updates: bool = False  # give every size the same number of updates instead of epochs
     updates: int = 300  # updates per size when same_updates is True
     optimizer: str = "adam"  # a core.train.OPTIMIZERS name; Keskar et al. compared batch sizes with Adam
     lr: float = 0.01  # the same learning rate for every size (no scaling rule), so only the batch varies
     eps: float = 1e-3  # epsilon-sharpness box half-width, relative: |delta_i| <= eps * (|theta_i| + 1)
     sharpness_iters: int = 20  # L-BFGS-B iterations per start (bounded: the measure is a local maximum anyway)
-    sharpness_starts: int = 2  # random starts in the box, besides the vertex along the top eigenvector
+    sharpness_starts: int = 1  # random starts in the box, besides the vertex along the top eigenvector
     trace_probes: int = 30  # Rademacher probes for the Hutchinson trace (fixed count: fixed cost)
     noise_points: int = 4  # points along the smallest-batch run where the noise scale is measured
     noise_batches: int = 16  # batch pairs drawn per point; averaging steadies the estimate
@@ -96,22 +98,31 @@ class Result:
     verdict: Verdict
     seconds: float  # wall time of the whole diagnosis
 
+    def b_simple_text(self) -> str:
+        """B_simple for display: a number, 'unbounded' (noise swamps the gradient) or 'not measured'."""
+        if math.isfinite(self.b_simple):
+            return f"{self.b_simple:.3g}"
+        return "unbounded" if self.b_simple == float("inf") else "not measured"
+
 
 SWEEP_COLUMNS = [
     "batch_size", "label", "updates_per_epoch", "updates", "epochs", "train_seconds",
     "seconds_per_epoch", "seconds_per_update", "train_loss", "val_loss", "train_metric",
     "val_metric", "gap", "lambda_max", "eps_sharpness", "hessian_trace", "trace_std_error",
-    "status", "diverged_at",
+    "measure_seconds", "status", "diverged_at",
 ]
 
 
 # --------------------------------------------------------------------------- config
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """Parse '8, 32, 128, full' into (8, 32, 128, FULL); raise ValueError with a plain sentence.
+    """Parse '8, 32, 128, full' into (8, 32, 128, FULL), 'auto' into (); raise ValueError with a
+    plain sentence.
 
     >>> parse_batch_sizes("8 32, full")
     (8, 32, 0)
     """
+    if text.strip().lower() == "auto":
+        return ()
     parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
     if not parts:
         raise ValueError("Enter at least two batch sizes, e.g. '8, 32, 128, full'.")
@@ -129,10 +140,20 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def auto_sizes(n_train: int) -> tuple[int, ...]:
+    """The default spread from small to full batch: AUTO_SIZES below the split, then the split.
+
+    >>> auto_sizes(320), auto_sizes(60), auto_sizes(6)
+    ((8, 32, 128, 320), (8, 32, 60), (1, 6))
+    """
+    small = tuple(b for b in AUTO_SIZES if b < n_train) or (max(1, n_train // 4),)
+    return small + (n_train,)
+
+
 def resolve_sizes(config: Config, n_train: int) -> list[int]:
     """The sweep's batch sizes as sorted distinct row counts (FULL -> n_train), validated."""
     sizes = []
-    for b in config.batch_sizes:
+    for b in config.batch_sizes or auto_sizes(n_train):
         if b == FULL:
             b = n_train
         if b < 1:
@@ -215,35 +236,39 @@ def epsilon_sharpness(
     bound = eps * (np.abs(x0) + 1.0)
     count = [0]
 
-    def neg(delta: np.ndarray) -> tuple[float, np.ndarray]:
+    def neg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        # Searched in box units u = delta / bound in [-1, 1]: every coordinate on the same scale.
         count[0] += 1
-        t = torch.as_tensor(x0 + delta).requires_grad_(True)
+        t = torch.as_tensor(x0 + bound * u).requires_grad_(True)
         with torch.enable_grad():
             value = f(t)
             (g,) = torch.autograd.grad(value, t)
         v = float(value.detach())
         if not math.isfinite(v):  # a blown-up model: tell L-BFGS-B this point is no maximum
-            return 0.0, np.zeros_like(delta)
-        return -v, -g.detach().to(torch.float64).numpy()
+            return 0.0, np.zeros_like(u)
+        # Minimize the loss increase over the base loss, scaled by `scale`: L-BFGS-B's stopping
+        # tests are absolute for values below 1, and the increase is tiny (order eps^2).
+        return -(v - base) / scale, -(g.detach().to(torch.float64).numpy() * bound) / scale
 
     with torch.no_grad():
         base = float(f(theta))
+    scale = eps**2 * (1.0 + abs(base))
     rng = np.random.default_rng(seed)
     starts = []
     for d in directions:
         s = np.sign(np.asarray(d, dtype=np.float64).reshape(-1))
         s[s == 0] = 1.0
-        starts += [s * bound, -s * bound]
-    starts += [rng.uniform(-bound, bound) for _ in range(n_random)]
+        starts += [s, -s]
+    starts += [rng.uniform(-1.0, 1.0, x0.size) for _ in range(n_random)]
     if not starts:
-        starts = [rng.uniform(-bound, bound)]
+        starts = [rng.uniform(-1.0, 1.0, x0.size)]
     best_value, best_delta = base, np.zeros_like(x0)
-    box = list(zip(-bound, bound))
+    box = [(-1.0, 1.0)] * x0.size
     for start in starts:
         out = minimize(neg, start, jac=True, method="L-BFGS-B", bounds=box, options={"maxiter": maxiter})
-        value = -float(out.fun)
+        value = base - float(out.fun) * scale
         if value > best_value:
-            best_value, best_delta = value, np.asarray(out.x, dtype=np.float64)
+            best_value, best_delta = value, bound * np.asarray(out.x, dtype=np.float64)
     sharp = 100.0 * (best_value - base) / (1.0 + base)
     return EpsSharpness(sharp, base, best_value, best_delta, count[0])
 
@@ -254,7 +279,7 @@ def unbiased_noise_estimates(g2_small: float, g2_big: float, b_small: int, b_big
 
     With batches drawn independently (with replacement), E|G_B|^2 = |G|^2 + tr(Sigma) / B, where
     Sigma is the per-example gradient covariance. Two sizes give two equations (McCandlish et al.
-    2018, appendix A.1):
+    2018, appendix A):
     |G|^2 = (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small),
     tr(Sigma) = (|G_small|^2 - |G_big|^2) / (1 / B_small - 1 / B_big).
 
@@ -312,12 +337,27 @@ def _ratio(trace: float, grad_sq: float) -> float:
 
 
 def batch_gradient_fn(model: nn.Module, loss_fn: Callable, X: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``idx -> gradient`` of the mean loss over rows ``idx`` (float64), in the model's mode."""
+    """``idx -> gradient`` of the mean loss over rows ``idx`` (float64 numpy), in the model's mode.
+
+    The data are cast to float64 once and the model is called functionally, so the model is not
+    changed; rows may repeat in ``idx`` (sampling with replacement).
+    """
     _, theta = model_loss(model, loss_fn, X[:1], y[:1])
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    buffers = {n: b.detach().to(torch.float64) if b.is_floating_point() else b for n, b in model.named_buffers()}
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    yt = torch.as_tensor(y)
+    yt = yt.to(torch.float64) if yt.is_floating_point() else yt
 
     def batch_gradient(idx: np.ndarray) -> np.ndarray:
-        f, _ = model_loss(model, loss_fn, X[idx], y[idx])
-        return gradient(f, theta).numpy()
+        t = theta.clone().requires_grad_(True)
+        params = {n: c.view(s) for n, c, s in zip(names, t.split(sizes), shapes)}
+        rows = torch.as_tensor(idx)
+        with torch.enable_grad():
+            out = functional_call(model, (params, {n: b.clone() for n, b in buffers.items()}), (Xt[rows],))
+            return torch.autograd.grad(loss_fn(out, yt[rows]), t)[0].numpy()
 
     return batch_gradient
 
@@ -379,6 +419,11 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     )
     for b in sizes:
         validate_config(_with_batch(base, b), n_train)
+        if setup.model.batch_norm and n_train % b == 1:
+            raise ValueError(
+                f"With batch norm every batch needs at least two rows, but batch size {b} leaves a last "
+                f"batch of one row out of {n_train}; choose another size."
+            )
 
     def fresh() -> nn.Module:
         return build_model(setup, split.n_features, split.n_outputs)
@@ -457,8 +502,6 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
 
 
 def _with_batch(base: TrainConfig, b: int) -> TrainConfig:
-    from dataclasses import replace
-
     return replace(base, batch_size=b)
 
 
@@ -475,7 +518,9 @@ def _noise_steps(total: int, points: int) -> set[int]:
 def _row(b: int, n_train: int, hist, initial_loss: float) -> dict:
     steps = len(hist.steps) - (1 if hist.diverged_at is not None else 0)
     per_epoch_updates = math.ceil(n_train / b)
-    train_seconds = float(hist.epochs["seconds"].sum()) if len(hist.epochs) else float("nan")
+    # Epoch rows time the updates only (not the evaluation); a run that diverged in its first
+    # epoch has no epoch row, so fall back to the run's wall time.
+    train_seconds = float(hist.epochs["seconds"].sum()) if len(hist.epochs) else float(hist.seconds)
     per_update = train_seconds / steps if steps else float("nan")
     last = hist.epochs.iloc[-1] if len(hist.epochs) else None
     nan = float("nan")
@@ -488,29 +533,35 @@ def _row(b: int, n_train: int, hist, initial_loss: float) -> dict:
         val_loss=float(last["val_loss"]) if last is not None else nan,
         train_metric=float(last["train_metric"]) if last is not None else nan,
         val_metric=float(last["val_metric"]) if last is not None else nan,
-        lambda_max=nan, eps_sharpness=nan, hessian_trace=nan, trace_std_error=nan,
+        lambda_max=nan, eps_sharpness=nan, hessian_trace=nan, trace_std_error=nan, measure_seconds=0.0,
         diverged_at=hist.diverged_at, status="ok",
     )
     row["gap"] = row["train_metric"] - row["val_metric"]
+    above = hist.steps.index[hist.steps["loss"] > 10 * initial_loss]
     if hist.diverged_at is not None:
-        row["status"] = f"diverged at step {hist.diverged_at}"
+        row["status"] = f"diverged at step {hist.diverged_at} (the loss became NaN or infinite)"
     elif not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_metric"]):
-        row["status"] = "non-finite outputs"
+        row["status"] = "diverged: the outputs became NaN or infinite"
+    elif row["train_loss"] > initial_loss and len(above):
+        # A cross-entropy run can blow up without ever reaching NaN; report its step all the same.
+        row["status"] = (f"diverged at step {int(hist.steps.loc[above[0], 'step'])} (the loss passed 10x its "
+                         f"start; {initial_loss:.3g} at the start, {row['train_loss']:.3g} at the end)")
     elif row["train_loss"] > initial_loss:
-        row["status"] = f"loss rose from {initial_loss:.3g} to {row['train_loss']:.3g}"
+        row["status"] = f"did not train (the loss rose from {initial_loss:.3g} to {row['train_loss']:.3g})"
     return row
 
 
 def _sharpness(model: nn.Module, loss_fn: Callable, split: Split, config: Config, seed: int) -> dict:
     # The training loss at the final weights, float64, eval mode (batch norm uses its running
     # statistics, so the loss is a fixed function of the weights).
+    start = time.perf_counter()
     f, theta = model_loss(model, loss_fn, split.X_train, split.y_train)
     ext = hessian_extremes(f, theta, v0_seed=seed)
     sharp = epsilon_sharpness(f, theta, config.eps, config.sharpness_iters, directions=(ext.vec_max,),
                               n_random=config.sharpness_starts, seed=seed)
     trace = hutchinson_trace(f, theta, min_samples=config.trace_probes, max_samples=config.trace_probes, seed=seed)
     return dict(lambda_max=ext.eig_max, eps_sharpness=sharp.value, hessian_trace=trace.trace,
-                trace_std_error=trace.std_error)
+                trace_std_error=trace.std_error, measure_seconds=time.perf_counter() - start)
 
 
 def _noise_along_run(model, captured, loss_fn, split, pair, config, seed) -> tuple[pd.DataFrame, float]:
@@ -568,6 +619,13 @@ def make_verdict(sweep: pd.DataFrame, metric: str, b_simple: float, config: Conf
             f"lambda_max {large['lambda_max']:.3g} vs {small['lambda_max']:.3g}, epsilon-sharpness "
             f"{large['eps_sharpness']:.3g}% vs {small['eps_sharpness']:.3g}%."
         )
+        if large["train_loss"] > 1.5 * small["train_loss"]:
+            # Sharpness compares minima; a run still far up the slope has not reached one.
+            text += (
+                f" But after {large['updates']:,} updates its training loss ({large['train_loss']:.3g}) is still "
+                f"far above the smallest batch's ({small['train_loss']:.3g}): it has not reached a minimum yet, "
+                "so its sharpness is not yet comparable."
+            )
     if math.isfinite(b_simple):
         text += f" The gradient noise scale B_simple is about {b_simple:.3g} rows: batches well beyond it buy little per update."
     elif b_simple == float("inf"):
