@@ -1,0 +1,45 @@
+"""Five browser sessions at once, each with its own dataset and page: none sees another's setup."""
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ROOT, wait_idle
+from ui.pages import DIAGNOSES
+
+SESSIONS = [("iris", None), ("wine", "Loss function"), ("circles", "Feature scaling"),
+            ("xor", "Saddle escape"), ("blobs", "Batch size")]
+
+
+def test_five_sessions_keep_their_own_setup(browser, app_url, tmp_path: Path):
+    available = {p.title for p in DIAGNOSES if (ROOT / p.path).exists()}
+    sessions = [(d, t if t in available else None) for d, t in SESSIONS]
+    contexts = [browser.new_context(viewport={"width": 1300, "height": 900}, accept_downloads=True) for _ in sessions]
+    pages = [ctx.new_page() for ctx in contexts]
+    try:
+        # Arrive and pick a dataset in every session before any of them finishes its work.
+        for page in pages:
+            page.goto(app_url)
+        for page, (dataset, _) in zip(pages, sessions):
+            expect(page.get_by_role("heading", name="TrainScope", exact=True)).to_be_visible(timeout=90_000)
+            page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+            page.get_by_role("option", name=dataset, exact=True).click()
+        for page, (_, title) in zip(pages, sessions):
+            if title:
+                page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+        for page, (dataset, title) in zip(pages, sessions):
+            wait_idle(page, timeout=240_000)
+            assert page.get_by_test_id("stException").count() == 0
+            chosen = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
+            expect(chosen).to_contain_text(dataset)
+            if title is None:
+                expect(page.get_by_text(f"Dataset: {dataset}")).to_be_visible()
+            # What the page exports is named after this session's own dataset.
+            with page.expect_download(timeout=60_000) as info:
+                page.get_by_test_id("stDownloadButton").filter(has_text="CSV").first.click()
+            assert f"_{dataset}_seed0" in info.value.suggested_filename, (dataset, info.value.suggested_filename)
+            for other, _ in sessions:
+                if other != dataset:
+                    expect(page.get_by_text(f"Dataset: {other}")).to_have_count(0)
+    finally:
+        for ctx in contexts:
+            ctx.close()
