@@ -33,7 +33,7 @@ def timed_run(at: AppTest) -> float:
 
 def main() -> None:
     _first_optimizer_step()
-    at = AppTest.from_file("app.py", default_timeout=300)
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=300)
     at.run()
     home = min(timed_run(at) for _ in range(3))
     rows = []
@@ -42,7 +42,7 @@ def main() -> None:
             rows.append((info.title, float("nan"), float("nan"), "missing"))
             continue
         st.cache_data.clear()
-        at = AppTest.from_file("app.py", default_timeout=300)
+        at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=300)
         at.run()  # home page first, as a user arrives
         at.switch_page(info.path)
         cold = timed_run(at)
