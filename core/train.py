@@ -44,6 +44,7 @@ class TrainConfig:
     val_fraction: float = 0.2  # held-out share, stratified for classification
     schedule: str | None = None  # a core.schedules name, or None for a constant rate
     schedule_params: tuple[tuple[str, float], ...] = ()  # (name, value) pairs for the schedule
+    eval_every: int = 1  # evaluate train/validation loss and metric every k epochs (and the last)
     snapshot_every: int | None = None  # keep a copy of the flat parameters every k steps
     record_grad_cosine: bool = False  # cosine between successive gradients (oscillation test)
     grad_noise: float = 0.0  # std of gaussian noise added to each gradient (SGD-like noise)
@@ -61,6 +62,8 @@ def validate_config(config: TrainConfig, n_train: int | None = None) -> None:
         raise ValueError("Train for at least one epoch.")
     if config.max_steps is not None and config.max_steps < 1:
         raise ValueError("Train for at least one step.")
+    if config.eval_every < 1:
+        raise ValueError("Evaluate at least every epoch (eval_every >= 1).")
     if config.batch_size is not None and config.batch_size < 1:
         raise ValueError("The batch size must be at least 1.")
     if n_train is not None and config.batch_size is not None and config.batch_size > n_train:
@@ -363,7 +366,9 @@ def train(
             if on_step is not None:
                 on_step(step, total, loss_value)
         seconds = time.perf_counter() - epoch_start
-        if diverged_at is None:
+        # Full-batch runs have an epoch per step: evaluating each one can double the run's time.
+        due = epoch % config.eval_every == 0 or step >= total
+        if diverged_at is None and due:
             train_loss, train_metric = evaluate(model, split.X_train, split.y_train, split.task, loss_fn)
             val_loss, val_metric = evaluate(model, split.X_val, split.y_val, split.task, loss_fn)
             epoch_rows.append(

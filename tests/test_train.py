@@ -155,3 +155,15 @@ def test_metric_value_matches_sklearn():
     yr = rng.normal(size=300).astype(np.float32)
     pred = (yr + rng.normal(scale=0.5, size=300)).astype(np.float32)[:, None]
     assert metric_value("regression", yr, pred) == pytest.approx(r2_score(yr, pred[:, 0]), rel=1e-6)
+
+
+def test_eval_every_thins_the_epoch_table_but_keeps_the_last(moons):
+    split = split_data(moons)
+    every = train(_model(split), split, TrainConfig(optimizer="sgd", lr=0.1, max_steps=25))
+    thinned = train(_model(split), split, TrainConfig(optimizer="sgd", lr=0.1, max_steps=25, eval_every=10))
+    assert every.epochs["epoch"].tolist() == list(range(1, 26))
+    assert thinned.epochs["epoch"].tolist() == [10, 20, 25]
+    # Same training either way: evaluation never touches the weights.
+    np.testing.assert_array_equal(every.steps["loss"], thinned.steps["loss"])
+    np.testing.assert_allclose(thinned.epochs.set_index("epoch")["val_loss"],
+                               every.epochs.set_index("epoch").loc[[10, 20, 25], "val_loss"], rtol=1e-6)

@@ -334,7 +334,8 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     if window >= total:
         raise ValueError(f"The window ({window} steps) must be shorter than the run ({total} steps).")
     # A stall lasts at least one window, so a snapshot every half window lands inside each one.
-    train_cfg = replace(train_cfg, snapshot_every=max(1, window // 2), record_grad_cosine=True)
+    # The stall detector reads per-step records only: evaluate the splits once, at the end.
+    train_cfg = replace(train_cfg, snapshot_every=max(1, window // 2), record_grad_cosine=True, eval_every=total)
 
     split = split_data(data, train_cfg.scaler, train_cfg.val_fraction, seed)
     validate_config(train_cfg, len(split.X_train))  # before training: a too-large batch fails fast
