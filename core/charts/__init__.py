@@ -68,9 +68,12 @@ def heatmap(
         alt.Chart(data, title=title)
         .mark_rect()
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False)),
+            # No grid lines: they would draw over the cells.
+            x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False),
+                    axis=alt.Axis(grid=False)),
             x2="_x2:Q",
-            y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False)),
+            y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False),
+                    axis=alt.Axis(grid=False)),
             y2="_y2:Q",
             color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme=scheme)),
             tooltip=[x, y, value],

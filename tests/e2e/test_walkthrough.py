@@ -36,12 +36,14 @@ def test_page_default_run_in_browser(page, app_url, tmp_path, info):
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     expect(charts.first).to_be_visible(timeout=60_000)
     expect(charts.first.locator("canvas, svg").first).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_role("heading", level=1).first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{info.path.split('/')[-1][:-3]}.png"), full_page=False)
     name, png = download_png(page, tmp_path)
     assert name.endswith(".png") and png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert 300 <= width <= 6000 and 150 <= height <= 6000
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{info.path.split('/')[-1][:-3]}.png"), full_page=False)
 
 
 def test_home_screenshot_and_uploaded_csv_reaches_a_diagnosis(page, app_url, tmp_path):
