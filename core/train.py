@@ -24,6 +24,9 @@ from core.data import DataError, Dataset
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCALERS = {"none": None, "standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 LOSSES = ("auto", "cross_entropy", "softmax_mse", "mse")
+# A loss this many times its first value is a blow-up even while it is still finite: saturating
+# tanh or sigmoid units keep a cross-entropy finite at absurd learning rates.
+BLOWUP_FACTOR = 10.0
 
 OnStep = Callable[[int, int, float], None]  # (steps done, total steps, last loss)
 
@@ -250,14 +253,38 @@ class History:
         finite = self.steps["loss"][np.isfinite(self.steps["loss"])]
         return float(finite.iloc[-1]) if len(finite) else float("nan")
 
+    def blowup_at(self, factor: float = BLOWUP_FACTOR) -> int | None:
+        """First step whose loss passed `factor` x the first step's loss, or was NaN/inf; else None."""
+        return first_blowup(self.steps, factor)
+
     def divergence_message(self) -> str | None:
-        """Plain sentence for a diverged run, None otherwise."""
-        if self.diverged_at is None:
+        """Plain sentence for a run that diverged (NaN/inf) or blew up (see blowup_at), else None."""
+        if self.diverged_at is not None:
+            return (
+                f"Training diverged at step {self.diverged_at}: the loss or gradient became NaN or "
+                "infinite. Lower the learning rate or standardize the inputs."
+            )
+        step = self.blowup_at()
+        if step is None:
             return None
         return (
-            f"Training diverged at step {self.diverged_at}: the loss or gradient became NaN or "
-            "infinite. Lower the learning rate or standardize the inputs."
+            f"Training diverged at step {step}: the loss passed {BLOWUP_FACTOR:g}x its starting value "
+            f"({self.steps['loss'].iloc[0]:.4g} -> {self.steps['loss'].iloc[step]:.4g}). "
+            "Lower the learning rate."
         )
+
+
+def first_blowup(steps: pd.DataFrame, factor: float = BLOWUP_FACTOR) -> int | None:
+    """The `step` of the first row whose loss is NaN/inf or above `factor` x the first row's loss.
+
+    >>> first_blowup(pd.DataFrame({"step": [0, 1, 2], "loss": [0.7, 3.0, 9.1]}))
+    2
+    """
+    loss = steps["loss"].to_numpy(dtype=float)
+    if not len(loss):
+        return None
+    bad = np.flatnonzero(~np.isfinite(loss) | (loss > factor * loss[0]))
+    return int(steps["step"].iloc[bad[0]]) if len(bad) else None
 
 
 def flat_params(model: nn.Module) -> np.ndarray:

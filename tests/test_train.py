@@ -167,3 +167,16 @@ def test_eval_every_thins_the_epoch_table_but_keeps_the_last(moons):
     np.testing.assert_array_equal(every.steps["loss"], thinned.steps["loss"])
     np.testing.assert_allclose(thinned.epochs.set_index("epoch")["val_loss"],
                                every.epochs.set_index("epoch").loc[[10, 20, 25], "val_loss"], rtol=1e-6)
+
+
+def test_a_finite_blow_up_is_reported_with_its_step(moons):
+    # tanh saturates, so lr 100 on cross-entropy never reaches NaN: the loss just jumps.
+    split = split_data(moons)
+    hist = train(_model(split), split, TrainConfig(optimizer="sgd", lr=100.0, max_steps=30))
+    assert hist.diverged_at is None
+    loss = hist.steps["loss"].to_numpy()
+    step = hist.blowup_at()
+    assert step is not None and loss[step] > 10 * loss[0] and (loss[:step] <= 10 * loss[0]).all()
+    assert f"step {step}" in hist.divergence_message()
+    calm = train(_model(split), split, TrainConfig(optimizer="adam", lr=0.01, max_steps=30))
+    assert calm.blowup_at() is None and calm.divergence_message() is None

@@ -38,6 +38,7 @@ from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.lab import LabSetup, build_model
 from core.train import (
+    BLOWUP_FACTOR,
     OPTIMIZERS,
     Split,
     TrainConfig,
@@ -537,14 +538,14 @@ def _row(b: int, n_train: int, hist, initial_loss: float) -> dict:
         diverged_at=hist.diverged_at, status="ok",
     )
     row["gap"] = row["train_metric"] - row["val_metric"]
-    above = hist.steps.index[hist.steps["loss"] > 10 * initial_loss]
+    blowup = hist.blowup_at()
     if hist.diverged_at is not None:
         row["status"] = f"diverged at step {hist.diverged_at} (the loss became NaN or infinite)"
     elif not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_metric"]):
         row["status"] = "diverged: the outputs became NaN or infinite"
-    elif row["train_loss"] > initial_loss and len(above):
+    elif row["train_loss"] > initial_loss and blowup is not None:
         # A cross-entropy run can blow up without ever reaching NaN; report its step all the same.
-        row["status"] = (f"diverged at step {int(hist.steps.loc[above[0], 'step'])} (the loss passed 10x its "
+        row["status"] = (f"diverged at step {blowup} (the loss passed {BLOWUP_FACTOR:g}x its "
                          f"start; {initial_loss:.3g} at the start, {row['train_loss']:.3g} at the end)")
     elif row["train_loss"] > initial_loss:
         row["status"] = f"did not train (the loss rose from {initial_loss:.3g} to {row['train_loss']:.3g})"

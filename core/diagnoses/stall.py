@@ -31,7 +31,8 @@ from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
 from core.train import (
-    OPTIMIZERS, TrainConfig, make_loss, set_flat_params, split_data, train, validate_config,
+    BLOWUP_FACTOR, OPTIMIZERS, TrainConfig, first_blowup, make_loss, set_flat_params, split_data, train,
+    validate_config,
 )
 
 CRITICAL = "critical point"
@@ -440,9 +441,12 @@ def make_verdict(result: Result, window: int, rel_eps: float) -> Verdict:
     crit = stalls[stalls["kind"] == CRITICAL]
     count = f" {len(stalls)} stall(s) in all: {len(crit)} at a critical point, {len(osc)} oscillating."
     if result.final_loss > first_loss * (1 + rel_eps):
+        blowup = first_blowup(result.steps)
+        blown = (f"Training diverged at step {blowup} (the loss passed {BLOWUP_FACTOR:g}x its start). "
+                 if blowup is not None else "")
         return Verdict(
             "problem",
-            f"The loss ended at {result.final_loss:.4g}, above where it started ({first_loss:.4g}): the steps "
+            f"{blown}The loss ended at {result.final_loss:.4g}, above where it started ({first_loss:.4g}): the steps "
             f"are far too large and threw the weights somewhere worse (often where tanh or sigmoid units "
             f"saturate, so gradient and curvature both fade).{end_text}{count}",
             "Lower the learning rate by 10x or more; see the Learning rate page.",
