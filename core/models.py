@@ -12,9 +12,10 @@ from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
-# Hidden layers wider or deeper than this make every curvature figure slow on a laptop.
+# The largest model the sidebar allows: every page's default diagnosis must finish within ~30 s on
+# a 2-core laptop even with it (bench/pages.py --largest). 4 x 64 on digits is ~17k parameters.
 MAX_HIDDEN_LAYERS = 4
-MAX_HIDDEN_WIDTH = 256
+MAX_HIDDEN_WIDTH = 64
 
 
 @dataclass(frozen=True)
