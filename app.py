@@ -1,6 +1,4 @@
 """TrainScope: why won't my network train? Run with `streamlit run app.py`."""
-from pathlib import Path
-
 import streamlit as st
 
 from ui.lab import lab_sidebar
@@ -10,11 +8,7 @@ from ui.warmup import start_warmup
 st.set_page_config(page_title="TrainScope", page_icon=":material/troubleshoot:", layout="wide")
 
 home = st.Page("app_pages/home.py", title="TrainScope", icon=":material/home:", default=True)
-diagnoses = [
-    st.Page(p.path, title=p.title, icon=p.icon)
-    for p in DIAGNOSES
-    if (Path(__file__).parent / p.path).exists()
-]
+diagnoses = [st.Page(p.path, title=p.title, icon=p.icon) for p in DIAGNOSES]
 page = st.navigation({"": [home], "Diagnoses": diagnoses})
 start_warmup()
 lab_sidebar()

@@ -75,3 +75,12 @@ def test_malformed_csv_shows_a_message_and_the_app_keeps_working():
     # The app still works: switch back to a built-in dataset.
     at.sidebar.selectbox(key="lab_dataset").set_value("iris").run()
     assert not at.exception and "Dataset: iris" in _text(at)
+
+
+def test_home_has_a_card_linking_to_every_diagnosis():
+    from ui.pages import DIAGNOSES
+
+    at = _app().run()
+    links = at.get("page_link")
+    assert len(links) == len(DIAGNOSES)
+    assert {link.proto.page for link in links} == {p.path.split("/")[-1][:-3] for p in DIAGNOSES}

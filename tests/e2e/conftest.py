@@ -79,3 +79,16 @@ def wait_idle(page, timeout: float = 90_000) -> None:
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout)
     page.wait_for_timeout(200)
+
+
+def upload_csv(page, path: Path) -> None:
+    """Pick "Upload CSV" in the sidebar, upload `path`, and wait for the home page to show it."""
+    from playwright.sync_api import expect
+
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="Upload CSV").click()
+    wait_idle(page)
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    expect(page.get_by_text(f"Dataset: {path.stem}")).to_be_visible(timeout=60_000)
+    wait_idle(page)

@@ -3,16 +3,14 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, wait_idle
-from ui.pages import DIAGNOSES
+from tests.e2e.conftest import wait_idle
 
 SESSIONS = [("iris", None), ("wine", "Loss function"), ("circles", "Feature scaling"),
             ("xor", "Saddle escape"), ("blobs", "Batch size")]
 
 
 def test_five_sessions_keep_their_own_setup(browser, app_url, tmp_path: Path):
-    available = {p.title for p in DIAGNOSES if (ROOT / p.path).exists()}
-    sessions = [(d, t if t in available else None) for d, t in SESSIONS]
+    sessions = SESSIONS
     contexts = [browser.new_context(viewport={"width": 1300, "height": 900}, accept_downloads=True) for _ in sessions]
     pages = [ctx.new_page() for ctx in contexts]
     try:

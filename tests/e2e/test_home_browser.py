@@ -3,7 +3,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import upload_csv, wait_idle
 
 CSV = "height,weight,colour,species\n" + "".join(
     f"{150 + i % 40},{50 + (i * 3) % 30},{'red' if i % 3 else 'blue'},{'cat' if i % 2 else 'dog'}\n" for i in range(80)
@@ -18,13 +18,7 @@ def test_upload_changes_summary_and_png_downloads(page, app_url, tmp_path: Path)
 
     csv_path = tmp_path / "pets.csv"
     csv_path.write_text(CSV)
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name="Upload CSV").click()
-    wait_idle(page)
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(csv_path))
-    expect(page.get_by_text("Dataset: pets")).to_be_visible(timeout=60_000)
-    wait_idle(page)
+    upload_csv(page, csv_path)
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()
 
     with page.expect_download() as info:

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, wait_idle
+from tests.e2e.conftest import ROOT, upload_csv, wait_idle
 from ui.pages import DIAGNOSES
 
 SHOTS = ROOT / "docs" / "screenshots"
-PAGES = [p for p in DIAGNOSES if (ROOT / p.path).exists()]
+PAGES = list(DIAGNOSES)
 
 
 def open_page(page, app_url, title: str) -> None:
@@ -57,15 +57,7 @@ def test_home_screenshot_and_uploaded_csv_reaches_a_diagnosis(page, app_url, tmp
     rows = "".join(f"{(i * 37) % 100 / 10},{(i * 13) % 70 / 7},{'yes' if (i * 37) % 100 > 50 else 'no'}\n" for i in range(120))
     csv = tmp_path / "clinic.csv"
     csv.write_text("dose,age,response\n" + rows)
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name="Upload CSV").click()
-    wait_idle(page)
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(csv))
-    expect(page.get_by_text("Dataset: clinic")).to_be_visible(timeout=60_000)
-    wait_idle(page)
-    if not PAGES:
-        pytest.skip("no diagnosis page yet")
+    upload_csv(page, csv)
     target = PAGES[-1]
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=target.title, exact=True).click()
     wait_idle(page, timeout=180_000)
