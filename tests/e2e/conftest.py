@@ -78,6 +78,9 @@ def wait_idle(page, timeout: float = 90_000) -> None:
     """Wait until Streamlit has finished running the script (the status widget is gone)."""
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout)
+    # Elements still being drawn show as grey skeletons for a moment after the run ends.
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
+                           timeout=timeout)
     page.wait_for_timeout(200)
 
 

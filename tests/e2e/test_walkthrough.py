@@ -51,6 +51,9 @@ def test_home_screenshot_and_uploaded_csv_reaches_a_diagnosis(page, app_url, tmp
     page.goto(app_url)
     expect(page.get_by_role("heading", name="TrainScope", exact=True)).to_be_visible(timeout=60_000)
     wait_idle(page)
+    expect(page.get_by_text("Dataset: moons")).to_be_visible()
+    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stPageLink").first).to_be_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "home.png"))
 
