@@ -86,7 +86,7 @@ table = result.sweep[[
 st.dataframe(table, hide_index=True)
 
 st.subheader("Speed: per epoch and per update")
-show_chart(time_chart(result), PAGE, "time")
+show_chart(lambda: time_chart(result), PAGE, "time", memo=(setup, config, result.seconds))
 st.markdown(
     "An epoch is one pass over the training rows, so a batch of size B takes n / B updates per epoch. "
     "Each update of a larger batch costs a little more, but far less than proportionally: the rows of "
@@ -95,7 +95,7 @@ st.markdown(
 )
 
 st.subheader("Accuracy and the generalization gap")
-show_chart(quality_chart(result), PAGE, "accuracy and gap")
+show_chart(lambda: quality_chart(result), PAGE, "accuracy and gap", memo=(setup, config, result.seconds))
 st.markdown(
     f"The gap is training minus validation {result.metric}: large means the model fits the training "
     "rows better than new ones. With the same epoch budget large batches also took far fewer updates, "
@@ -104,7 +104,7 @@ st.markdown(
 )
 
 st.subheader("Sharpness of the minimum reached")
-show_chart(sharpness_chart(result), PAGE, "sharpness")
+show_chart(lambda: sharpness_chart(result), PAGE, "sharpness", memo=(setup, config, result.seconds))
 st.markdown(
     "All three are measured on the training loss at each run's final weights. **lambda_max** is the "
     "largest Hessian eigenvalue, the curvature along the steepest direction. **Epsilon-sharpness** "
@@ -116,7 +116,7 @@ st.markdown(
 
 st.subheader("Between the two solutions")
 if len(result.interpolation):
-    show_chart(interpolation_chart(result), PAGE, "interpolation")
+    show_chart(lambda: interpolation_chart(result), PAGE, "interpolation", memo=(setup, config, result.seconds))
     st.markdown(
         "The loss along the straight line from the smallest-batch weights (alpha = 0) to the "
         "largest-batch weights (alpha = 1), continued half a step beyond each end, as in Keskar et al.'s "

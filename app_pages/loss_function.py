@@ -83,12 +83,12 @@ def show_training(result) -> None:
                                       ("start accuracy", "final accuracy", "final validation accuracy")})
     st.caption("Steps on the start: steps until the accuracy rose 5 points above where it began. "
                "Start gradient norm: the size of the first full-batch gradient.")
-    show_chart(training_curves(result, "accuracy"), PAGE, "accuracy")
+    show_chart(lambda: training_curves(result, "accuracy"), PAGE, "accuracy", memo=(setup, config))
     left, right = st.columns(2)
     with left:
-        show_chart(training_curves(result, "loss"), PAGE, "loss")
+        show_chart(lambda: training_curves(result, "loss"), PAGE, "loss", memo=(setup, config))
     with right:
-        show_chart(training_curves(result, "grad_norm"), PAGE, "gradient norm")
+        show_chart(lambda: training_curves(result, "grad_norm"), PAGE, "gradient norm", memo=(setup, config))
 
 
 def _missing(value) -> bool:
@@ -106,8 +106,8 @@ def show_picture(result) -> None:
     cols = st.columns(2)
     for col, name in zip(cols, PICTURE_LOSSES):
         with col:
-            show_chart(loss_map(result, RUN_LABELS[name]), PAGE, f"picture {name}")
-    show_chart(path_probability(result), PAGE, "picture probability")
+            show_chart(lambda: loss_map(result, RUN_LABELS[name]), PAGE, f"picture {name}", memo=(setup, config))
+    show_chart(lambda: path_probability(result), PAGE, "picture probability", memo=(setup, config))
     paths = result.paths
     last = paths.groupby("loss function", sort=False).tail(1).set_index("loss function")
     first = paths[paths["step"] == 0].set_index("loss function")

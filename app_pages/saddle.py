@@ -78,12 +78,13 @@ if result is not None:
                      format_func={"pushed": f"pushed {config.epsilon:g} off the saddle",
                                   "exact": "exactly the saddle"}.get)
     if result.grid is not None:
-        show_chart(race_map(result, start, SURFACES[ground].axis_names), PAGE, f"paths_{start}")
+        show_chart(lambda: race_map(result, start, SURFACES[ground].axis_names), PAGE, f"paths_{start}",
+                   memo=(setup, config, start))
         if start == "exact":
             st.caption("Racers that never moved sit under the saddle marker: their whole path is one point.")
-    show_chart(loss_curves(result, start), PAGE, f"loss_{start}")
-    show_chart(distance_curves(result, start), PAGE, f"distance_{start}")
-    show_chart(escape_bars(result, start), PAGE, f"escape_{start}")
+    show_chart(lambda: loss_curves(result, start), PAGE, f"loss_{start}", memo=(setup, config, start))
+    show_chart(lambda: distance_curves(result, start), PAGE, f"distance_{start}", memo=(setup, config, start))
+    show_chart(lambda: escape_bars(result, start), PAGE, f"escape_{start}", memo=(setup, config, start))
 
     table = result.table[result.table["start"] == start].drop(columns=["racer", "start"])
     st.dataframe(

@@ -57,8 +57,8 @@ target = right.select_slider("Target: share of the reducible loss left", [0.1, 0
                              key="scaling_target", help="Target loss = L* + this share of (L0 − L*).")
 surface = None
 if surface_setup is not None:
-    surface = run_diagnosis(run_surface, surface_setup, SurfaceConfig(source, x1, x2, fraction, target),
-                            "Error surface")
+    surface_config = SurfaceConfig(source, x1, x2, fraction, target)
+    surface = run_diagnosis(run_surface, surface_setup, surface_config, "Error surface")
 if surface is not None:
     show_verdict(surface.verdict)
     for note in surface.notes:
@@ -75,14 +75,15 @@ if surface is not None:
     maps = st.columns(2)
     for col, panel in zip(maps, (surface.raw, surface.standardized)):
         with col:
-            show_chart(surface_map(panel, surface.x1, surface.x2), PAGE, f"surface {panel.name}")
+            show_chart(lambda: surface_map(panel, surface.x1, surface.x2), PAGE, f"surface {panel.name}",
+                       memo=(surface_setup, surface_config))
     st.caption(
         f"Loss over (w1, w2) with b at its best for each pair; both axes of a map span the same width, "
         f"as gradient descent sees them. The raw valley is {num(surface.raw.valley_aspect)} times longer "
         f"than wide (standardized: {num(surface.standardized.valley_aspect)}), thinner than one cell. The path "
         "shows the first steps one by one, then log-spaced steps up to the target (hover for the step)."
     )
-    show_chart(surface_curves(surface), PAGE, "surface loss curves")
+    show_chart(lambda: surface_curves(surface), PAGE, "surface loss curves", memo=(surface_setup, surface_config))
     with st.expander("Why"):
         st.markdown(
             "The Hessian of this loss is 2·AᵀA/n (A holds x1, x2 and a column of ones), the same at "
@@ -116,10 +117,11 @@ if lab is not None:
     show_verdict(lab.verdict)
     for note in lab.notes:
         st.info(note, icon=":material/info:")
-    show_chart(lab_curves(lab, ["raw", "standard", "min-max", "robust"], "Training loss with each input scaling"),
-               PAGE, "scaler curves")
+    show_chart(lambda: lab_curves(lab, ["raw", "standard", "min-max", "robust"],
+                                  "Training loss with each input scaling"),
+               PAGE, "scaler curves", memo=(setup, lab_config))
     st.dataframe(lab.runs.drop(columns=["batch_norm"]).rename(columns=RUN_COLUMNS), hide_index=True)
-    show_chart(lab_curvature(lab), PAGE, "lambda max")
+    show_chart(lambda: lab_curvature(lab), PAGE, "lambda max", memo=(setup, lab_config))
     st.caption("λmax is the largest Hessian eigenvalue of the whole training loss at the start; plain gradient "
                "descent is stable only below 2 / λmax. Losses are measured on the whole training split in "
                "evaluation mode.")
@@ -131,8 +133,8 @@ if lab is not None:
 st.header("3. Batch norm on raw inputs")
 if lab is not None:
     show_verdict(lab.bn_verdict)
-    show_chart(lab_curves(lab, ["raw", "standard", "raw + batch norm"], "Batch norm on raw inputs"),
-               PAGE, "batch norm curves")
+    show_chart(lambda: lab_curves(lab, ["raw", "standard", "raw + batch norm"], "Batch norm on raw inputs"),
+               PAGE, "batch norm curves", memo=(setup, lab_config))
     st.markdown(
         "Batch norm standardizes each hidden unit's input over the batch, so raw inputs no longer push "
         "the first layer into saturation and every later layer sees unit-scale signals. It does not "
@@ -151,13 +153,14 @@ with st.form("scaling_batch_form"):
     b_lr = c4.number_input("Learning rate", 1e-5, 1000.0, 0.01, format="%.4g", key="scaling_b_lr")
     b_steps = c5.number_input("Steps", 10, 2000, 150, 10, key="scaling_b_steps")
     st.form_submit_button("Train", type="primary", key="scaling_batch_train")
-batches = run_diagnosis(run_batches, setup, BatchConfig(int(tiny), int(normal), b_optimizer, b_lr, int(b_steps)),
+batch_config = BatchConfig(int(tiny), int(normal), b_optimizer, b_lr, int(b_steps))
+batches = run_diagnosis(run_batches, setup, batch_config,
                         "Batch norm with a tiny and a normal batch")
 if batches is not None:
     show_verdict(batches.verdict)
     for note in batches.notes:
         st.info(note, icon=":material/info:")
-    show_chart(batch_curves(batches), PAGE, "batch norm modes")
+    show_chart(lambda: batch_curves(batches), PAGE, "batch norm modes", memo=(setup, batch_config))
     left, right = st.columns([3, 2])
     left.dataframe(batches.runs.rename(columns={
         "train_mode_loss": "training-mode loss (last 10%)", "eval_train_loss": "evaluation-mode training loss",

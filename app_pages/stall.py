@@ -82,7 +82,8 @@ if result is not None:
 
     st.subheader("Where the loss went flat")
     log_y = st.toggle("Log scale (loss and gradient norm)", True, key="stall_log")
-    show_chart(training_chart(result, log_y), PAGE, "training curves")
+    show_chart(lambda: training_chart(result, log_y), PAGE, "training curves",
+               memo=(setup, config, log_y, result.final_loss))
     st.caption("Red bands: the gradient is tiny (a critical point). Orange bands: the loss is flat but the gradient "
                "is not; a gradient cosine near −1 means each step undoes the last (bouncing across a valley).")
     if len(stalls):
@@ -112,13 +113,14 @@ if result is not None:
         first = next((i for i, label in enumerate(labels) if kinds.get(label) == "saddle point"), 0)
         chosen = (st.selectbox("Spectrum at", labels, index=first, key="stall_spectrum_point")
                   if len(labels) > 1 else labels[0])
-        show_chart(spectrum_chart(result, chosen), PAGE, "eigenvalue histogram")
+        show_chart(lambda: spectrum_chart(result, chosen), PAGE, "eigenvalue histogram",
+                   memo=(setup, config, chosen))
         st.caption("The lecture (2.2.2): in many dimensions a true local minimum is rare; where training stalls "
                    "there is usually still a direction with negative curvature, i.e. a saddle.")
 
     if len(result.escape):
         st.subheader("The way out of the saddle")
-        show_chart(escape_chart(result), PAGE, "escape direction")
+        show_chart(lambda: escape_chart(result), PAGE, "escape direction", memo=(setup, config))
         st.caption("u is the eigenvector of the smallest (negative) eigenvalue. The loss falls along it although "
                    "the gradient is ~0: the step gradient descent cannot find, and the one the Saddle escape page "
                    "races optimizers to find. Dashed: the second-order (Taylor) model the Hessian predicts.")
@@ -139,7 +141,7 @@ left.dataframe(point.hessian_frame, hide_index=True)
 left.markdown("**Eigenvalues and eigenvectors**")
 left.dataframe(point.eigen_frame, hide_index=True)
 with right:
-    show_chart(toy_chart(*toy_map(), point), PAGE, "lecture surface")
+    show_chart(lambda: toy_chart(*toy_map(), point), PAGE, "lecture surface", memo=(w1, w2))
 (st.warning if point.kind == "saddle point" else st.info)(
     point.sentence + (" The arrow is the escape direction (±u): the loss falls both ways."
                       if point.escape_direction is not None else

@@ -84,3 +84,28 @@ def test_home_has_a_card_linking_to_every_diagnosis():
     links = at.get("page_link")
     assert len(links) == len(DIAGNOSES)
     assert {link.proto.page for link in links} == {p.path.split("/")[-1][:-3] for p in DIAGNOSES}
+
+
+def test_show_chart_builds_a_memoized_chart_once_per_inputs():
+    def script():
+        import altair as alt
+        import pandas as pd
+        import streamlit as st
+
+        from ui.export import show_chart
+
+        st.session_state.setdefault("builds", 0)
+
+        def build():
+            st.session_state["builds"] += 1
+            return alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_point().encode(x="x:Q")
+
+        show_chart(build, "test", "memo", memo=(st.session_state.get("inputs", 0),))
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    at.run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    assert at.session_state["builds"] == 1  # the rerun reused the chart
+    at.session_state["inputs"] = 1
+    at.run()
+    assert at.session_state["builds"] == 2  # new inputs, new chart
