@@ -221,5 +221,6 @@ with tab_adaptive:
             st.dataframe(adaptive.summary, hide_index=True)
             show_verdict(adaptive.verdict)
 
-with answer:
-    show_verdict(lab.recommend(rt, training))
+if rt is not None or training is not None:  # otherwise the data's own error message says why
+    with answer:
+        show_verdict(lab.recommend(rt, training))

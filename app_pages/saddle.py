@@ -55,7 +55,7 @@ with st.form("saddle_form"):
 config = Config(surface=ground, steps=int(steps), lr=float(lr), epsilon=float(epsilon), noise_sigma=float(sigma),
                 momentum=float(beta), delta=float(delta), radius=float(radius), curvature_scale=float(scale),
                 all_zero=bool(all_zero))
-result = run_diagnosis(run, setup, config, label="Racing")
+result = run_diagnosis(run, setup, config, label="Racing", needs_data=config.surface == NETWORK)
 
 if result is not None:
     show_verdict(result.verdict)

@@ -303,3 +303,11 @@ def test_page_learning_rate_100_shows_divergence():
     assert "diverged" in errors and "at step" in errors
     spec = json.loads(at.get("vega_lite_chart")[1].proto.spec)  # the loss chart still draws
     assert spec
+
+
+def test_page_surface_race_runs_while_no_csv_is_uploaded_yet():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.switch_page("app_pages/saddle.py").run()
+    assert not at.exception and not at.error  # the lecture surface needs no dataset
+    assert len(at.get("vega_lite_chart")) >= 3

@@ -35,10 +35,10 @@ def csv_column_names(csv_bytes: bytes) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _run_cached(target: str, setup: LabSetup, config: Any, label: str) -> Any:
+def _run_cached(target: str, setup: LabSetup, config: Any, label: str, needs_data: bool = True) -> Any:
     module_name, func_name = target.rsplit(".", 1)
     fn = getattr(importlib.import_module(module_name), func_name)
-    data = load_dataset(setup.data, setup.seed)
+    data = load_dataset(setup.data, setup.seed) if needs_data else None
     bar = st.progress(0.0, text=label)
     last = [0.0]
 
@@ -55,14 +55,19 @@ def _run_cached(target: str, setup: LabSetup, config: Any, label: str) -> Any:
         bar.empty()
 
 
-def run_diagnosis(fn: Callable, setup: LabSetup, config: Any, label: str = "Running") -> Any | None:
+def run_diagnosis(
+    fn: Callable, setup: LabSetup, config: Any, label: str = "Running", needs_data: bool = True
+) -> Any | None:
     """Run a core diagnosis `fn(data, setup, config, on_progress)` through the cache.
+
+    `needs_data=False` passes data=None without loading the lab dataset, for runs on a toy
+    surface that must work even while the sidebar's dataset is unusable (e.g. no file uploaded).
 
     Returns the result, or None after showing a plain message when the input is bad
     (DataError / ValueError) or the engine failed; never a traceback on screen.
     """
     try:
-        return _run_cached(f"{fn.__module__}.{fn.__qualname__}", setup, config, label)
+        return _run_cached(f"{fn.__module__}.{fn.__qualname__}", setup, config, label, needs_data)
     except (DataError, ValueError) as exc:
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - the user gets a message, the log gets the trace
