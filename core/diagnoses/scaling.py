@@ -37,10 +37,12 @@ from core.data import DataError, Dataset, load_builtin
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.lab import LabSetup, build_model
 from core.train import (
+    BLOWUP_FACTOR,
     SCALERS,
     Split,
     TrainConfig,
     evaluate,
+    first_blowup,
     make_loss,
     metric_name,
     split_data,
@@ -52,7 +54,6 @@ LAB_OPTIMIZERS = ("sgd", "momentum", "adam")
 MAX_STEPS = 5000  # per training run: beyond this a page stops being interactive
 MAX_COUNTED_STEPS = 1e15  # the surface's step count gives up here ("more than 1e15 steps")
 BLOWUP = 1e6  # a diverging quadratic counts as diverged once its loss is this many times the start
-DIVERGE_FACTOR = 10.0  # a training run counts as diverged once its training loss passes this x its start
 
 
 # ============================================================================ 1. error surface
@@ -461,7 +462,7 @@ def _train_run(model: nn.Module, split: Split, cfg: TrainConfig, every: int, los
 
     Returns the per-step losses, the evaluations and the divergence step: the first NaN/inf step
     (training stops there) or the first evaluation whose training loss is non-finite or above
-    DIVERGE_FACTOR x its start.
+    BLOWUP_FACTOR x its start.
     """
     rows = []
 
@@ -482,9 +483,7 @@ def _train_run(model: nn.Module, split: Split, cfg: TrainConfig, every: int, los
     if diverged is None:
         # A tanh net with cross-entropy rarely overflows: too large a rate shows as a loss that
         # shoots far above where it started instead.
-        loss = evals["train_loss"].to_numpy()
-        bad = np.flatnonzero(~np.isfinite(loss) | (loss > DIVERGE_FACTOR * loss[0]))
-        diverged = int(evals["step"].iloc[bad[0]]) if len(bad) else None
+        diverged = first_blowup(evals.rename(columns={"train_loss": "loss"}))
     return hist.steps[["step", "loss"]].copy(), evals, diverged
 
 
@@ -573,7 +572,7 @@ def num(x: float) -> str:
 def _reach(row, steps: int) -> str:
     if pd.notna(row["diverged_at"]):
         return (f"diverged at step {int(row['diverged_at'])} (the training loss went past "
-                f"{DIVERGE_FACTOR:g}x its start or stopped being a number)")
+                f"{BLOWUP_FACTOR:g}x its start or stopped being a number)")
     n = row["steps_to_target"]
     return f"did not reach the target within {steps} steps" if pd.isna(n) else f"reached the target in {int(n)} steps"
 
@@ -768,7 +767,7 @@ def batch_verdict(res: BatchResult, config: BatchConfig) -> Verdict:
     if len(diverged):
         first = diverged.iloc[0]
         return Verdict("problem", f"The run '{first['run']}' diverged at step {int(first['diverged_at'])} (the "
-                       f"training loss went past {DIVERGE_FACTOR:g}x its start or stopped being a number); {noise}.",
+                       f"training loss went past {BLOWUP_FACTOR:g}x its start or stopped being a number); {noise}.",
                        "Lower the learning rate.")
     text = (f"With batch norm, batches of {config.tiny_batch} ended at a training loss (evaluation mode) of "
             f"{num(tiny['eval_train_loss'])} against {num(normal['eval_train_loss'])} with {config.normal_batch} "
