@@ -75,8 +75,6 @@ if result is not None:
     m[4].metric("Parameters", f"{result.n_params:,}", help=result.model)
     st.caption(f"{result.data_name} · {result.model} · critical below |g| = {result.grad_threshold:.2e} "
                f"(peak |g| = {result.grad_peak:.2e}).")
-    if result.divergence:
-        st.error(result.divergence)
     for note in result.notes:
         st.info(note, icon=":material/info:")
 
