@@ -5,9 +5,13 @@ t = 0 .. total_steps - 1. Its twin ``to_torch(optimizer, name, ...)`` is built f
 ``torch.optim.lr_scheduler``; right after construction ``get_last_lr()`` is ``lr_at(0)``, and
 after k rounds of ``optimizer.step(); scheduler.step()`` it is ``lr_at(k)``.
 
-Decays that have an end value (cosine, linear, polynomial) reach it at the last step,
-t = total_steps - 1 (so ``CosineAnnealingLR`` gets ``T_max = total_steps - 1``). That spends the
-last update at ``min_lr``, but it makes "ends at min_lr" literally true for the run shown.
+Decays "over T steps" follow torch: cosine is ``CosineAnnealingLR(optimizer, T_max=T)``,
+linear decay is ``LinearLR(optimizer, 1.0, 0.0, total_iters=T)`` (twinned by
+``PolynomialLR(power=1)``, which drifts less), polynomial is ``PolynomialLR(optimizer,
+total_iters=T, power=p)``, and after a warm-up of W steps the decay spans T - W steps, as in
+Hugging Face's ``get_cosine_schedule_with_warmup`` and ``get_linear_schedule_with_warmup``. The end value (min_lr, or 0) is reached at t = T, the rate
+after the last update, which is what a user pasting ``T_max=1000`` next to a 1,000-step loop gets;
+the last update itself (t = T - 1) runs one step short of it.
 
 Several torch schedulers update the rate recursively (multiplying the previous rate by a
 factor each step), so their ``get_last_lr()`` drifts from the closed form by about one
@@ -57,7 +61,7 @@ def _scaled_defaults(name: str, total_steps: int) -> dict:
     T = total_steps
     return {
         "step": {"step_size": max(1, T // 3)},  # three decays, as in the classic 90-epoch recipe
-        "exponential": {"gamma": 0.01 ** (1 / (T - 1))},  # ends at 1% of base_lr
+        "exponential": {"gamma": 0.01 ** (1 / T)},  # 1% of base_lr at t = T, like the decays above
         "warmup_cosine": {"warmup_steps": T // 10},
         "warmup_linear": {"warmup_steps": T // 10},
         "noam": {"warmup_steps": max(1, T // 10)},
@@ -77,7 +81,7 @@ SCHEDULES: dict[str, ScheduleInfo] = {
               ("step_size", "gamma"), gamma=0.1),
         _info("exponential", "Exponential decay", "Multiply the rate by gamma after every step.",
               ("gamma",)),
-        _info("cosine", "Cosine", "Half a cosine from base_lr down to min_lr at the last step.",
+        _info("cosine", "Cosine", "Half a cosine from base_lr down to min_lr over the run (CosineAnnealingLR, T_max = total_steps).",
               ("min_lr",), min_lr=0.0),
         _info("warmup_cosine", "Warmup + cosine",
               "Linear warm-up to base_lr over warmup_steps, then a cosine down to min_lr.",
@@ -85,8 +89,8 @@ SCHEDULES: dict[str, ScheduleInfo] = {
         _info("warmup_linear", "Warmup + linear decay (BERT)",
               "Linear warm-up from 0 to base_lr, then a straight line down to 0.",
               ("warmup_steps",)),
-        _info("linear_decay", "Linear decay", "A straight line from base_lr down to 0 at the last step."),
-        _info("polynomial", "Polynomial decay", "base_lr * (1 - t / (total_steps - 1)) ** power.",
+        _info("linear_decay", "Linear decay", "A straight line from base_lr down to 0 over the run (LinearLR to 0 over total_steps)."),
+        _info("polynomial", "Polynomial decay", "base_lr * (1 - t / total_steps) ** power (PolynomialLR).",
               ("power",), power=2.0),
         _info("noam", "Noam (Transformer)",
               "base_lr * d_model^-0.5 * min(s^-0.5, s * warmup^-1.5) with s = step + 1.",
@@ -194,9 +198,9 @@ def _warmup_linear_factor(t, *, T, warmup_steps):
     # 1) warm-up: straight line from 0 at t = 0 to 1 at t = W
     if t < W:
         return t / W
-    # 2) decay: straight line from 1 at t = W to 0 at the last step, t = T - 1
-    #    (max(0, ...) keeps the one extra scheduler.step() after the last update harmless)
-    return max(0.0, (T - 1 - t) / max(1, T - 1 - W))
+    # 2) decay: straight line from 1 at t = W to 0 at t = T (Hugging Face's
+    #    get_linear_schedule_with_warmup); max(0, ...) and max(1, ...) cover W = T
+    return max(0.0, (T - t) / max(1, T - W))
 
 
 def _noam_factor(t, *, d_model, warmup_steps):
@@ -226,23 +230,20 @@ def _lr(name: str, t: int, T: int, base: float, p: dict) -> float:
     if name == "exponential":
         return base * p["gamma"] ** t
     if name == "cosine":
-        return _cosine(t, T - 1, base, p["min_lr"])
+        return _cosine(t, T, base, p["min_lr"])
     if name == "warmup_cosine":
         W, f0 = p["warmup_steps"], p["warmup_start_factor"]
         # 1) warm-up: straight line from base * f0 at t = 0 to base at t = W
         if t < W:
             return base * (f0 + (1 - f0) * t / W)
-        # 2) (degenerate) warm-up fills the run: nothing left to decay
-        if T - 1 - W <= 0:
-            return base
-        # 3) cosine from base at t = W to min_lr at t = T - 1
-        return _cosine(t - W, T - 1 - W, base, p["min_lr"])
+        # 2) cosine from base at t = W to min_lr at t = T (W < T here, since t < T)
+        return _cosine(t - W, T - W, base, p["min_lr"])
     if name == "warmup_linear":
         return base * _warmup_linear_factor(t, T=T, warmup_steps=p["warmup_steps"])
     if name == "linear_decay":
-        return base * (1 - t / (T - 1))
+        return base * (1 - t / T)
     if name == "polynomial":
-        return base * (1 - t / (T - 1)) ** p["power"]
+        return base * (1 - t / T) ** p["power"]
     if name == "noam":
         return base * _noam_factor(t, d_model=p["d_model"], warmup_steps=p["warmup_steps"])
     if name == "inverse_sqrt":
@@ -352,14 +353,14 @@ def _recipe(name: str, T: int, p: dict, max_lr) -> list[tuple[str, str, dict]]:
     if name == "exponential":
         return [("scheduler", "ExponentialLR", {"gamma": p["gamma"]})]
     if name == "cosine":
-        return [("scheduler", "CosineAnnealingLR", {"T_max": T - 1, "eta_min": p["min_lr"]})]
+        return [("scheduler", "CosineAnnealingLR", {"T_max": T, "eta_min": p["min_lr"]})]
     if name == "warmup_cosine":
         W = p["warmup_steps"]
         warmup = ("LinearLR", {"start_factor": p["warmup_start_factor"], "end_factor": 1.0, "total_iters": W})
-        decay = ("CosineAnnealingLR", {"T_max": T - 1 - W, "eta_min": p["min_lr"]})
+        decay = ("CosineAnnealingLR", {"T_max": T - W, "eta_min": p["min_lr"]})
         if W == 0:  # LinearLR cannot run over 0 steps
             return [("scheduler", *decay)]
-        if T - 1 - W <= 0:  # nothing left to decay
+        if W >= T:  # the warm-up fills the run: nothing left to decay
             return [("scheduler", *warmup)]
         return [("warmup", *warmup), ("decay", *decay),
                 ("scheduler", "SequentialLR", {"schedulers": [_Ref("warmup"), _Ref("decay")], "milestones": [W]})]
@@ -367,13 +368,13 @@ def _recipe(name: str, T: int, p: dict, max_lr) -> list[tuple[str, str, dict]]:
         # PolynomialLR with power 1 rather than LinearLR(1.0, 0.0): both are recursive, but
         # LinearLR drifts 6x faster from the closed form (4e-13 vs 8e-14 relative at 10,000 steps,
         # 5e-12 vs 8e-13 at 100,000)
-        return [("scheduler", "PolynomialLR", {"total_iters": T - 1, "power": 1.0})]
+        return [("scheduler", "PolynomialLR", {"total_iters": T, "power": 1.0})]
     if name == "polynomial":
-        return [("scheduler", "PolynomialLR", {"total_iters": T - 1, "power": p["power"]})]
+        return [("scheduler", "PolynomialLR", {"total_iters": T, "power": p["power"]})]
     if name == "warmup_linear":
         # LambdaLR: the warm-up starts at exactly 0, which LinearLR refuses (start_factor > 0)
         W = p["warmup_steps"]
-        code = f"lambda t: t / {W} if t < {W} else max(0.0, ({T - 1} - t) / {max(1, T - 1 - W)})"
+        code = f"lambda t: t / {W} if t < {W} else max(0.0, ({T} - t) / {max(1, T - W)})"
         fn = partial(_warmup_linear_factor, T=T, warmup_steps=W)
         return [("scheduler", "LambdaLR", {"lr_lambda": _Lambda(code, fn)})]
     if name == "noam":
@@ -444,7 +445,7 @@ def torch_code(name: str, total_steps: int, base_lr: float, **params) -> str:
     import torch
     <BLANKLINE>
     # optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=999, eta_min=0.0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=1000, eta_min=0.0)
     <BLANKLINE>
     # each update: optimizer.step(); scheduler.step()
     """

@@ -19,7 +19,9 @@ CASES = [(name, {}) for name in SCHEDULES] + [
     ("cosine", {"min_lr": 0.01}),
     ("warmup_cosine", {"warmup_steps": 37, "warmup_start_factor": 0.3, "min_lr": 0.001}),
     ("warmup_cosine", {"warmup_steps": 0}),  # no warm-up: plain CosineAnnealingLR
-    ("warmup_cosine", {"warmup_steps": T - 1}),  # warm-up fills the run: LinearLR alone
+    ("warmup_cosine", {"warmup_steps": T - 1}),  # one step of cosine left: still SequentialLR
+    ("warmup_cosine", {"warmup_steps": T}),  # warm-up fills the run: LinearLR alone
+    ("warmup_linear", {"warmup_steps": T}),
     ("warmup_linear", {"warmup_steps": 250}),
     ("polynomial", {"power": 0.5}),
     ("noam", {"d_model": 64, "warmup_steps": 30}),
@@ -97,32 +99,69 @@ def test_noam_peaks_at_end_of_warmup():
 
 
 def test_warmup_cosine_against_independent_formula():
+    # Hugging Face's get_cosine_schedule_with_warmup decay: progress (t - W) / (T - W)
     W, f0, lo = 100, 0.01, 0.002
     t = np.arange(T)
     warm = BASE * (f0 + (1 - f0) * t / W)
-    decay = lo + 0.5 * (BASE - lo) * (1 + np.cos(np.pi * (t - W) / (T - 1 - W)))
+    decay = lo + 0.5 * (BASE - lo) * (1 + np.cos(np.pi * (t - W) / (T - W)))
     want = np.where(t < W, warm, decay)
-    got = np.array([lr_at("warmup_cosine", s, T, BASE, warmup_steps=W, warmup_start_factor=f0, min_lr=lo)
-                    for s in t])
+    kw = dict(warmup_steps=W, warmup_start_factor=f0, min_lr=lo)
+    got = np.array([lr_at("warmup_cosine", s, T, BASE, **kw) for s in t])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     assert got[0] == pytest.approx(BASE * f0, rel=1e-15)
     assert got[W] == pytest.approx(BASE, rel=1e-15)
-    assert got[-1] == pytest.approx(lo, rel=1e-14)
     assert got.argmax() == W
+    # min_lr is the rate after the last update (t = T), as the torch twin shows
+    opt = sgd(BASE)
+    assert torch_lrs(to_torch(opt, "warmup_cosine", T, **kw), opt, T + 1)[-1] == pytest.approx(lo, rel=1e-12)
 
 
-def test_cosine_spans_the_whole_run():
-    # T_max = total_steps - 1: base at the first step, min_lr exactly at the last
-    lrs = [lr_at("cosine", t, 1001, 0.1, min_lr=0.02) for t in (0, 500, 1000)]
-    np.testing.assert_allclose(lrs, [0.1, 0.06, 0.02], rtol=1e-14)
+def _torch_as_users_write_it(name, total, params):
+    """The scheduler a user writes for "<name> over `total` steps", straight from torch's docs."""
+    opt = sgd(BASE)
+    if name == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=params.get("min_lr", 0.0))
+    elif name == "linear_decay":
+        sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=total)
+    else:
+        sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=params.get("power", 2.0))
+    return torch_lrs(sched, opt, total + 1)
+
+
+@pytest.mark.parametrize("total", [3, 7, 1000])
+@pytest.mark.parametrize("name,params", [("cosine", {}), ("cosine", {"min_lr": 0.01}), ("linear_decay", {}),
+                                         ("polynomial", {}), ("polynomial", {"power": 0.5})])
+def test_decays_equal_torch_schedulers_over_the_same_steps(name, params, total):
+    # "cosine over 1,000 steps" is CosineAnnealingLR(T_max=1000), LinearLR(..., total_iters=1000)
+    # and PolynomialLR(total_iters=1000): the same rate at every step, and the end value (min_lr
+    # or 0) after the last update
+    ref = _torch_as_users_write_it(name, total, params)
+    ours = [lr_at(name, t, total, BASE, **params) for t in range(total)]
+    np.testing.assert_allclose(ours, ref[:-1], rtol=1e-12, atol=1e-18)
+    assert ref[-1] == pytest.approx(params.get("min_lr", 0.0), abs=1e-15)
+    # the twin, stepped once more as core.train does, lands on the same end value
+    opt = sgd(BASE)
+    np.testing.assert_allclose(torch_lrs(to_torch(opt, name, total, **params), opt, total + 1), ref,
+                               rtol=1e-12, atol=1e-18)
+
+
+def test_cosine_over_1000_steps_is_cosine_annealing_t_max_1000():
+    # the case that used to differ: T_max = 999 put 0.3% between preview and torch at t = 645
+    opt = sgd(BASE)
+    ref = torch_lrs(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000), opt, 646)[645]
+    assert lr_at("cosine", 645, 1000, BASE) == pytest.approx(ref, rel=1e-12)
+    assert lr_at("cosine", 500, 1000, BASE) == pytest.approx(BASE / 2, rel=1e-12)  # halfway down at T/2
+    assert "CosineAnnealingLR(optimizer, T_max=1000, eta_min=0.0)" in torch_code("cosine", 1000, BASE)
+    assert "PolynomialLR(optimizer, total_iters=1000, power=2.0)" in torch_code("polynomial", 1000, BASE)
 
 
 def test_warmup_linear_and_inverse_sqrt_shapes():
+    # Hugging Face's get_linear_schedule_with_warmup: t / W, then (T - t) / (T - W)
     bert = np.array([lr_at("warmup_linear", t, T, BASE, warmup_steps=100) for t in range(T)])
     t = np.arange(T)
-    want = BASE * np.where(t < 100, t / 100, (T - 1 - t) / (T - 1 - 100))
+    want = BASE * np.where(t < 100, t / 100, (T - t) / (T - 100))
     np.testing.assert_allclose(bert, want, rtol=1e-12, atol=1e-18)
-    assert bert[0] == 0 and bert[-1] == 0 and bert.argmax() == 100
+    assert bert[0] == 0 and bert[-1] == pytest.approx(BASE / (T - 100), rel=1e-12) and bert.argmax() == 100
     inv = np.array([lr_at("inverse_sqrt", s, T, BASE, warmup_steps=100) for s in t])
     np.testing.assert_allclose(inv, BASE * np.minimum((t + 1) / 100, np.sqrt(100 / (t + 1))), rtol=1e-14)
 
@@ -198,8 +237,9 @@ def test_schedules_table_and_defaults():
         assert default_params(name, 1000) == info.defaults
     assert default_params("warmup_cosine", 500)["warmup_steps"] == 50  # 10% of the run
     assert default_params("warmup_linear", 2000)["warmup_steps"] == 200
-    # exponential's default decays to 1% of base_lr by the last step
-    assert lr_at("exponential", 399, 400, 1.0) == pytest.approx(0.01, rel=1e-12)
+    # exponential's default decays to 1% of base_lr over the run (after the last update)
+    opt = sgd(1.0)
+    assert torch_lrs(to_torch(opt, "exponential", 400), opt, 401)[-1] == pytest.approx(0.01, rel=1e-12)
     # left-out params take the defaults
     assert lr_at("warmup_cosine", 50, 500, BASE) == lr_at("warmup_cosine", 50, 500, BASE, warmup_steps=50)
     with pytest.raises(dataclasses.FrozenInstanceError):
