@@ -37,10 +37,12 @@ class LabSetup:
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     seed: int = 0
+    device: str = "auto"  # core.train.DEVICES: "auto" takes a GPU only where it is faster (pick_device)
 
     def describe(self) -> str:
         """One line for captions, e.g. 'moons · MLP 16-16 tanh · seed 0'."""
-        return f"{self.data.label} · {self.model.describe()} · seed {self.seed}"
+        device = "" if self.device == "auto" else f" · {self.device}"
+        return f"{self.data.label} · {self.model.describe()} · seed {self.seed}{device}"
 
 
 def load_data(spec: DataSpec, seed: int = 0) -> Dataset:

@@ -1,0 +1,99 @@
+"""The one place that turns findings into sentences, and numbers into words.
+
+Pages and diagnoses word numbers through these helpers so "2.3x faster", "62%" and
+"steps 22-975" read the same everywhere, and every comparison sentence takes its direction from
+a `Comparison` (never from the order the caller happened to pass the runs in).
+
+>>> from core.diagnoses.findings import compare
+>>> c = compare("steps_to_target", "std", [8.0], "raw", [11.0], higher_is_better=False, noise=0.0)
+>>> comparison_sentence(c, {"std": "standardized", "raw": "raw"}, "reached the target loss",
+...                     "sooner", "steps", unit_plural="steps")
+'standardized reached the target loss sooner: 8 steps vs 11 steps for raw (1.4x fewer).'
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from core.diagnoses.findings import Comparison
+from core.rules import BLOWUP_FACTOR, Divergence
+
+
+def num(x: float, digits: int = 3) -> str:
+    """A number with `digits` significant digits; integers with thousands separators.
+
+    >>> num(0.000123456), num(1234567.0), num(float("nan"))
+    ('0.000123', '1,234,567', 'n/a')
+    """
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:.{digits}g}"
+
+
+def pct(share: float, digits: int = 2) -> str:
+    """A share as a percentage with `digits` significant digits: 0.0012 -> '0.12%'."""
+    if share is None or not math.isfinite(share):
+        return "n/a"
+    return f"{100 * share:.{digits}g}%"
+
+
+def times(a: float, b: float) -> str:
+    """How many times larger the larger of a and b is: '2.3x'."""
+    lo, hi = sorted((abs(a), abs(b)))
+    if lo == 0:
+        return "∞x"
+    return f"{hi / lo:.2g}x"
+
+
+def steps(n: int | None, none: str = "never") -> str:
+    """'1 step', '12 steps', or `none`."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return none
+    n = int(n)
+    return f"{n:,} step{'s' if n != 1 else ''}"
+
+
+def step_range(start: int, end: int) -> str:
+    """'steps 22–975'."""
+    return f"steps {int(start):,}–{int(end):,}"
+
+
+def capital(text: str) -> str:
+    """The sentence with its first letter upper-cased (user names inside are left alone)."""
+    return text[:1].upper() + text[1:] if text else text
+
+
+def divergence_sentence(d: Divergence, what: str = "Training") -> str:
+    """The one sentence for a divergence, on every page."""
+    if d.non_finite:
+        return f"{what} diverged at step {d.step:,}: the loss or gradient stopped being a number (NaN or infinite)."
+    return (f"{what} diverged at step {d.step:,}: the loss reached {num(d.loss)}, past {BLOWUP_FACTOR:g}x "
+            f"its starting level ({num(d.start_loss)}).")
+
+
+def comparison_sentence(c: Comparison, labels: Mapping[str, str], did: str, better_word: str,
+                        measure_label: str, unit_plural: str = "", fmt=num) -> str:
+    """One sentence for a comparison, its direction taken from `c.winner`.
+
+    `did` says what both runs did ("reached the target loss"), `better_word` how the winner did it
+    ("sooner", "better", "higher"); with no winner the sentence says there is no clear difference.
+    """
+    unit = f" {unit_plural}" if unit_plural else ""
+    spread = ""
+    if c.n_a > 1 or c.n_b > 1:
+        spread = f" (mean of {max(c.n_a, c.n_b)} seeds)"
+    if c.winner is None:
+        return (f"No clear difference in {measure_label} between {labels[c.a]} ({fmt(c.a_value)}{unit}) and "
+                f"{labels[c.b]} ({fmt(c.b_value)}{unit}){spread}: within the run-to-run noise.")
+    w, l = c.winner, c.loser
+    wv, lv = c.value(w), c.value(l)
+    ratio = ""
+    if math.isfinite(wv) and math.isfinite(lv) and min(abs(wv), abs(lv)) > 0:
+        more = "more" if abs(wv) > abs(lv) else "fewer" if unit_plural else "lower"
+        if not unit_plural:
+            more = "higher" if abs(wv) > abs(lv) else "lower"
+        ratio = f" ({times(wv, lv)} {more})"
+    lv_text = f"{fmt(lv)}{unit}" if math.isfinite(lv) else "never"
+    return f"{labels[w]} {did} {better_word}: {fmt(wv)}{unit} vs {lv_text} for {labels[l]}{ratio}{spread}."

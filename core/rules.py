@@ -1,0 +1,233 @@
+"""One rule per concept, shared by every page: divergence, stall, "gradient ~ 0", escape.
+
+Every diagnosis imports these; none invents its own threshold. Each rule returns plain numbers so
+that a finding can carry them and `core.diagnoses.words` can word them.
+
+- **Divergence**: the loss or gradient stops being a number, or the loss's robust level passes
+  BLOWUP_FACTOR x its starting level (tanh and sigmoid units keep a cross-entropy finite at absurd
+  learning rates, so NaN alone misses most blow-ups). On toy surfaces a parameter past
+  PARAM_LIMIT counts too.
+- **Stall**: a stretch where the (smoothed) loss falls by less than `rel_eps` of itself in every
+  `window` steps. A stretch whose loss fell by more than that overall is a slow descent, never a
+  stall: a falling loss is never called flat.
+- **Gradient ~ 0 (a critical point)**: judged on the problem's own scale, from curvature. One
+  gradient step at the largest stable rate 1 / lambda (lambda = the largest |Hessian eigenvalue|)
+  lowers a quadratic model of the loss by |g|^2 / (2 lambda). The point is critical when even that
+  best safe step would gain less than CRITICAL_GAIN of the loss the run started from (the scale of
+  what training has to remove). Without curvature (a training log) only the gradient's collapse
+  relative to its own early level can be seen: `gradient_collapsed`.
+- **Escape** (from a saddle): the loss falls `delta` below the saddle's, or the distance from it
+  passes `radius`, before any divergence; a run that later diverges did not escape, it blew up.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+BLOWUP_FACTOR = 10.0  # a loss level this many times its start is a divergence
+PARAM_LIMIT = 1e6  # a toy-surface coordinate past this size is a divergence
+MINIBATCH_LEVEL_WINDOW = 16  # mini-batch losses: the divergence level is the median of this many
+CRITICAL_GAIN = 1e-4  # critical: the best safe gradient step gains < this share of the start loss
+GRADIENT_COLLAPSE = 0.05  # logs: a stall is "gradient small" when its |g| is < 5% of the early |g|
+OSCILLATION_COSINE = -0.5  # successive gradients this anti-aligned: the step bounces across a valley
+
+
+# --------------------------------------------------------------------------- divergence
+def first_divergence(loss, reference: float | None = None, level_window: int = 1,
+                     grad_norm=None, scale: float = 0.0) -> int | None:
+    """Index of the first divergent entry of a loss sequence, or None.
+
+    An entry diverges when the loss (or the gradient norm, if given) is NaN/inf, or when the
+    loss's level (the median of the last `level_window` losses, for noisy mini-batch losses;
+    1 = the loss itself) exceeds `reference + (BLOWUP_FACTOR - 1) * max(|reference|, scale)`.
+    `reference` defaults to the first loss; `scale` keeps the rule meaningful when the start loss
+    is ~0 (a saddle of a toy surface). For a positive start this is "10x the start".
+
+    >>> first_divergence([0.7, 0.6, 3.0, 7.5, 1.0])
+    3
+    >>> first_divergence([0.7, float("nan")])
+    1
+    """
+    loss = np.asarray(loss, dtype=float)
+    if not len(loss):
+        return None
+    bad = ~np.isfinite(loss)
+    if grad_norm is not None:
+        bad |= ~np.isfinite(np.asarray(grad_norm, dtype=float))
+    ref = float(loss[0]) if reference is None else float(reference)
+    if math.isfinite(ref):
+        limit = ref + (BLOWUP_FACTOR - 1.0) * max(abs(ref), scale, 1e-12)
+        level = loss if level_window <= 1 else (
+            pd.Series(loss).rolling(level_window, min_periods=1).median().to_numpy())
+        bad |= np.nan_to_num(level, nan=np.inf) > limit
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if len(hits) else None
+
+
+def divergence_limit(reference: float, scale: float = 0.0) -> float:
+    """The loss level above which a run counts as diverged (see first_divergence)."""
+    return reference + (BLOWUP_FACTOR - 1.0) * max(abs(reference), scale, 1e-12)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where and how a run diverged: a finding the wording step turns into one sentence."""
+
+    step: int
+    start_loss: float  # the reference level the rule compared with
+    loss: float  # the loss at that step (NaN/inf when it stopped being a number)
+
+    @property
+    def non_finite(self) -> bool:
+        """True when the loss stopped being a number (rather than passing the limit)."""
+        return not math.isfinite(self.loss)
+
+
+def find_divergence(steps: pd.DataFrame, reference: float | None = None, level_window: int = 1,
+                    scale: float = 0.0) -> Divergence | None:
+    """The Divergence of a per-step record (columns step, loss, optionally grad_norm), or None."""
+    if not len(steps):
+        return None
+    grads = steps["grad_norm"] if "grad_norm" in steps else None
+    i = first_divergence(steps["loss"], reference, level_window, grads, scale)
+    if i is None:
+        return None
+    ref = float(steps["loss"].iloc[0]) if reference is None else float(reference)
+    return Divergence(int(steps["step"].iloc[i]), ref, float(steps["loss"].iloc[i]))
+
+
+# --------------------------------------------------------------------------- stalls
+def smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Trailing mean over `width` steps (fewer at the start), which tames mini-batch noise.
+
+    >>> smooth(np.array([1.0, 3.0, 5.0]), 2)
+    array([1., 2., 4.])
+    """
+    return pd.Series(values).rolling(max(1, width), min_periods=1).mean().to_numpy()
+
+
+def window_drop(loss: np.ndarray, window: int) -> np.ndarray:
+    """Relative fall of `loss` over the `window` steps ending at each step (NaN before one window).
+
+    drop[t] = (loss[t - window] - loss[t]) / |loss[t - window]|; negative when the loss rose.
+
+    >>> window_drop(np.array([4.0, 3.0, 2.0, 3.0]), 2)
+    array([nan, nan, 0.5, 0. ])
+    """
+    loss = np.asarray(loss, dtype=float)
+    drop = np.full(len(loss), np.nan)
+    if len(loss) > window:
+        before, after = loss[:-window], loss[window:]
+        drop[window:] = (before - after) / np.maximum(np.abs(before), 1e-12)
+    return drop
+
+
+def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float) -> list[tuple[int, int]]:
+    """Index ranges (start, end) where the smoothed loss stopped falling.
+
+    A step t is flat when the loss fell by less than `rel_eps` of itself over [t - window, t]
+    (a rise counts as not falling). Consecutive flat steps form a span [first - window, last];
+    spans closer than a tenth of a window are joined. A span whose loss fell by more than
+    rel_eps per window on average overall is a slow descent and is dropped: a falling loss is
+    never a stall.
+
+    >>> stall_spans(np.r_[np.linspace(2, 1, 50), np.ones(60)], 20, 0.01)
+    [(49, 109)]
+    """
+    s = np.asarray(smoothed, dtype=float)
+    flat = np.nan_to_num(window_drop(s, window), nan=np.inf) < rel_eps
+    runs: list[list[int]] = []
+    for t in np.flatnonzero(flat):
+        t = int(t)
+        if runs and t - runs[-1][1] <= max(1, window // 10):
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    spans = []
+    for first, last in runs:
+        a, b = max(0, first - window), last
+        fall = (s[a] - s[b]) / max(abs(s[a]), 1e-12)
+        if fall <= rel_eps * max(1.0, (b - a) / window):
+            spans.append((a, b))
+    return spans
+
+
+def gradient_collapsed(window_grad_median: float, early_grad: float) -> bool:
+    """Log-only evidence of a critical point: the gradient norm in a stall fell below
+    GRADIENT_COLLAPSE of its early level (the median |g| of the run's first window)."""
+    return bool(math.isfinite(window_grad_median) and math.isfinite(early_grad)
+                and window_grad_median <= GRADIENT_COLLAPSE * early_grad)
+
+
+def oscillating(cos_mean: float) -> bool:
+    """Successive gradients point against each other: the step bounces across a valley."""
+    return bool(math.isfinite(cos_mean) and cos_mean <= OSCILLATION_COSINE)
+
+
+# --------------------------------------------------------------------------- critical points
+@dataclass(frozen=True)
+class CriticalTest:
+    """The "gradient ~ 0" test at one point, with the numbers it used.
+
+    `safe_step_gain` = |g|^2 / (2 lambda): what one gradient step at the largest stable rate
+    1/lambda would lower a quadratic model of the loss by; `newton_distance` = |g| / lambda: how far
+    that step moves. `critical` when the gain is below CRITICAL_GAIN x `loss_scale`.
+    """
+
+    grad_norm: float
+    curvature: float  # max(|lambda_min|, |lambda_max|)
+    loss_scale: float  # the loss the run started from (what training has to remove)
+    safe_step_gain: float
+    newton_distance: float
+    critical: bool
+
+    @property
+    def gain_share(self) -> float:
+        """safe_step_gain as a share of loss_scale."""
+        return self.safe_step_gain / self.loss_scale if self.loss_scale > 0 else float("inf")
+
+
+def critical_test(grad_norm: float, eig_min: float, eig_max: float, loss_scale: float) -> CriticalTest:
+    """Is the gradient ~0 on this problem's scale? See the module docstring.
+
+    >>> critical_test(1e-3, -0.5, 2.0, loss_scale=1.0).critical
+    True
+    >>> critical_test(0.2, 0.1, 2.0, loss_scale=0.7).critical
+    False
+    """
+    curvature = max(abs(eig_min), abs(eig_max)) if math.isfinite(eig_min) and math.isfinite(eig_max) else float("nan")
+    scale = abs(loss_scale) if math.isfinite(loss_scale) and loss_scale != 0 else 1.0
+    if not math.isfinite(grad_norm) or not math.isfinite(curvature):
+        return CriticalTest(grad_norm, curvature, scale, float("nan"), float("nan"), False)
+    if curvature <= 1e-12:  # no curvature at all: only an exactly vanishing gradient is critical
+        gain = 0.0 if grad_norm <= 1e-12 else float("inf")
+        return CriticalTest(grad_norm, curvature, scale, gain, gain, gain == 0.0)
+    gain = grad_norm ** 2 / (2.0 * curvature)
+    return CriticalTest(grad_norm, curvature, scale, gain, grad_norm / curvature,
+                        gain < CRITICAL_GAIN * scale)
+
+
+# --------------------------------------------------------------------------- escape
+def escape_index(loss, distance, saddle_loss: float, delta: float, radius: float | None,
+                 diverged_at: int | None = None) -> tuple[int | None, str]:
+    """First index where a run left a saddle: loss below saddle_loss - delta ("loss") or distance
+    beyond radius ("distance"). A run that diverged did not escape: (None, "") then.
+
+    >>> escape_index([1.0, 0.99, 0.9], [0, 0.1, 0.2], 1.0, 0.05, None)
+    (2, 'loss')
+    """
+    if diverged_at is not None:
+        return None, ""
+    loss = np.asarray(loss, dtype=float)
+    by_loss = np.flatnonzero(loss < saddle_loss - delta)
+    by_dist = np.flatnonzero(np.asarray(distance, dtype=float) > radius) if radius is not None else np.array([], int)
+    first_loss = int(by_loss[0]) if len(by_loss) else None
+    first_dist = int(by_dist[0]) if len(by_dist) else None
+    if first_loss is None and first_dist is None:
+        return None, ""
+    if first_dist is None or (first_loss is not None and first_loss <= first_dist):
+        return first_loss, "loss"
+    return first_dist, "distance"
