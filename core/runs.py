@@ -10,7 +10,7 @@ start/end evaluation and the same summary numbers, with stable keys:
 >>> split = prepare_split(load_builtin("moons"), LabSetup())
 >>> rec = run_model(split, LabSetup(), TrainConfig(max_steps=50), key="adam")
 >>> sorted(rec.summary())[:4]
-['device', 'diverged_at', 'final_train_loss', 'final_val_loss']
+['batch_size', 'device', 'diverged_at', 'final_train_loss']
 """
 from __future__ import annotations
 
