@@ -2,8 +2,17 @@
 
 One module per diagnosis lives beside this file; the builders here are the common shapes
 (curves over steps, a heat map with paths, a bar of counts) and the dataset views of the home page.
+
+Column names can come from users (`time:s`, `Sepal.Length`, `price[$]`, `it's`), and Vega-Lite
+reads `.`, `[`, `]`, `\\` and quotes in a field name as a path into nested data, while Altair reads
+`:` in a shorthand string as a type. So every builder here maps each column whose name is not plain
+to a safe field (`_f0`, `_f1`, ...) with `safe_frame`, encodes with explicit `field=`/`type=`
+(never a shorthand string built from a name), and shows the real name as the axis, legend and
+tooltip title. The frame remembers the mapping (`FIELDS_ATTR`), so exports write the real names.
 """
 from __future__ import annotations
+
+import re
 
 import altair as alt
 import numpy as np
@@ -13,6 +22,62 @@ import pandas as pd
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 WIDTH = 560
 HEIGHT = 300
+
+FIELDS_ATTR = "trainscope_fields"  # DataFrame.attrs key: safe field name -> the column's real name
+# A name Vega-Lite and Altair both take verbatim: a letter, then letters, digits, "_" or spaces.
+# Helper columns a builder adds start with "_", so they never collide with a kept name.
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_ ]{0,99}")
+_TYPES = {"Q": "quantitative", "N": "nominal", "O": "ordinal", "T": "temporal"}
+
+
+def is_plain(name) -> bool:
+    """True when `name` can be a Vega-Lite field and an Altair shorthand as it is."""
+    return isinstance(name, str) and _PLAIN.fullmatch(name) is not None
+
+
+def safe_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """`frame` with every non-plain column renamed to a safe field, and real name -> field.
+
+    Plain names are kept, so page builders can add encodings on their own columns. Columns are
+    renamed by position, so even duplicate names each get their own field (the lookup returns
+    the first). The frame's attrs remember field -> real name for the exports (core.export).
+
+    >>> data, fields = safe_frame(pd.DataFrame({"step": [1], "time:s": [2.0]}))
+    >>> list(data.columns), fields["time:s"], data.attrs[FIELDS_ATTR]
+    (['step', '_f1'], '_f1', {'_f1': 'time:s'})
+    """
+    real = [str(c) for c in frame.columns]
+    renamed = [c if is_plain(c) else f"_f{i}" for i, c in enumerate(real)]
+    fields: dict[str, str] = {}
+    for name, field in zip(real, renamed):
+        fields.setdefault(name, field)
+    if renamed == list(frame.columns):
+        return frame, fields
+    data = frame.copy(deep=False)
+    data.columns = renamed
+    data.attrs = {**frame.attrs, FIELDS_ATTR: {f: r for f, r in zip(renamed, real) if f != r}}
+    return data, fields
+
+
+def _field(fields: dict[str, str], name: str) -> str:
+    """The safe field of a column (a KeyError names the missing column)."""
+    try:
+        return fields[str(name)]
+    except KeyError:
+        raise KeyError(f"the chart's table has no column {name!r}") from None
+
+
+def _tip(fields: dict[str, str], name: str, kind: str, **kw) -> alt.Tooltip:
+    """A tooltip on the column `name`, titled with its real name."""
+    return alt.Tooltip(field=_field(fields, name), type=_TYPES[kind], title=str(name), **kw)
+
+
+def _kind(frame: pd.DataFrame, name: str) -> str:
+    """Q for numbers, N for anything else (tooltips over columns the caller did not type)."""
+    column = frame[name]
+    if isinstance(column, pd.DataFrame):  # duplicate names: the first one is encoded
+        column = column.iloc[:, 0]
+    return "Q" if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column) else "N"
 
 
 def curves(
@@ -36,13 +101,17 @@ def curves(
         data = data[data[y] > 0]
     if log_x:
         data = data[data[x] > 0]
+    data, f = safe_frame(data)
     enc = dict(
-        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(type="log") if log_x else alt.Undefined),
-        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
-        tooltip=[c for c in (color, x, y) if c],
+        x=alt.X(field=_field(f, x), type="quantitative", title=x_title or str(x),
+                scale=alt.Scale(type="log") if log_x else alt.Undefined),
+        y=alt.Y(field=_field(f, y), type="quantitative", title=y_title or str(y),
+                scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
+        tooltip=([_tip(f, color, "N")] if color else []) + [_tip(f, x, "Q"), _tip(f, y, "Q")],
     )
     if color:
-        enc["color"] = alt.Color(f"{color}:N", title=color, scale=alt.Scale(range=PALETTE))
+        enc["color"] = alt.Color(field=_field(f, color), type="nominal", title=str(color),
+                                 scale=alt.Scale(range=PALETTE))
     return alt.Chart(data, title=title).mark_line(clip=True).encode(**enc).properties(width=WIDTH, height=HEIGHT)
 
 
@@ -62,21 +131,24 @@ def heatmap(
     ys = np.sort(grid[y].unique())
     dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
     dy = float(ys[1] - ys[0]) if len(ys) > 1 else 1.0
-    # Cells overlap by 2% so anti-aliasing leaves no hairlines between them.
-    data = grid.assign(_x2=grid[x] + 1.02 * dx, _y2=grid[y] + 1.02 * dy)
+    data, f = safe_frame(grid)
+    # Cells overlap by 2% so anti-aliasing leaves no hairlines between them. The helper columns
+    # start with "_": exports leave them out (core.export).
+    data = data.assign(_x2=grid[x].to_numpy() + 1.02 * dx, _y2=grid[y].to_numpy() + 1.02 * dy)
+    fx, fy, fv = _field(f, x), _field(f, y), _field(f, value)
     return (
         alt.Chart(data, title=title)
         .mark_rect()
         .encode(
             # No grid lines: they would draw over the cells.
-            x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False),
-                    axis=alt.Axis(grid=False)),
-            x2="_x2:Q",
-            y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False),
-                    axis=alt.Axis(grid=False)),
-            y2="_y2:Q",
-            color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme=scheme)),
-            tooltip=[x, y, value],
+            x=alt.X(field=fx, type="quantitative", title=x_title or str(x),
+                    scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False), axis=alt.Axis(grid=False)),
+            x2=alt.X2(field="_x2"),
+            y=alt.Y(field=fy, type="quantitative", title=y_title or str(y),
+                    scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False), axis=alt.Axis(grid=False)),
+            y2=alt.Y2(field="_y2"),
+            color=alt.Color(field=fv, type="quantitative", title=str(value), scale=alt.Scale(scheme=scheme)),
+            tooltip=[_tip(f, x, "Q"), _tip(f, y, "Q"), _tip(f, value, "Q")],
         )
         .properties(width=size, height=size)
     )
@@ -84,36 +156,52 @@ def heatmap(
 
 def paths(frame: pd.DataFrame, x: str = "x", y: str = "y", color: str = "optimizer", order: str = "step") -> alt.LayerChart:
     """Optimizer paths as lines with a point per step, one colour per `color` value."""
-    base = alt.Chart(frame).encode(
-        x=f"{x}:Q",
-        y=f"{y}:Q",
-        order=f"{order}:Q",
-        color=alt.Color(f"{color}:N", title=color, scale=alt.Scale(range=PALETTE)),
-        tooltip=[color, order, x, y] + (["loss"] if "loss" in frame else []),
+    data, f = safe_frame(frame)
+    base = alt.Chart(data).encode(
+        x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
+        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        order=alt.Order(field=_field(f, order), type="quantitative"),
+        color=alt.Color(field=_field(f, color), type="nominal", title=str(color), scale=alt.Scale(range=PALETTE)),
+        tooltip=[_tip(f, color, "N"), _tip(f, order, "Q"), _tip(f, x, "Q"), _tip(f, y, "Q")]
+        + ([_tip(f, "loss", "Q")] if "loss" in frame else []),
     )
     return base.mark_line(strokeWidth=2, clip=True) + base.mark_point(size=14, filled=True, clip=True)
 
 
 def markers(points: pd.DataFrame, x: str = "x", y: str = "y", label: str = "label", shape: str = "diamond") -> alt.LayerChart:
     """Labelled markers (critical points, start, saddle) drawn over a map."""
-    base = alt.Chart(points).encode(x=f"{x}:Q", y=f"{y}:Q", tooltip=[label, x, y])
+    data, f = safe_frame(points)
+    base = alt.Chart(data).encode(
+        x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
+        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        tooltip=[_tip(f, label, "N"), _tip(f, x, "Q"), _tip(f, y, "Q")],
+    )
     dots = base.mark_point(shape=shape, size=120, filled=True, color="white", stroke="black", strokeWidth=1)
-    text = base.mark_text(align="left", dx=8, dy=-8, color="white", fontWeight="bold").encode(text=f"{label}:N")
+    text = base.mark_text(align="left", dx=8, dy=-8, color="white", fontWeight="bold").encode(
+        text=alt.Text(field=_field(f, label), type="nominal"))
     return dots + text
 
 
 def scatter_2d(frame: pd.DataFrame, x: str, y: str, color: str, title: str = "", quantitative_color: bool = False) -> alt.Chart:
-    """A scatter of two columns coloured by the target (nominal for classes, a ramp for regression)."""
-    kind = "Q" if quantitative_color else "N"
+    """A scatter of two columns coloured by the target (nominal for classes, a ramp for regression).
+
+    Any column name works, however odd (`time:s`, `Sepal.Length`, `price[$]`): the chart encodes
+    safe fields and shows the real names as titles.
+    """
+    kind = "quantitative" if quantitative_color else "nominal"
     scale = alt.Scale(scheme="viridis") if quantitative_color else alt.Scale(range=PALETTE)
+    data, f = safe_frame(frame)
+    tips = []
+    for name in dict.fromkeys(str(c) for c in frame.columns[:8]):
+        tips.append(_tip(f, name, _kind(frame, name)))
     return (
-        alt.Chart(frame, title=title)
+        alt.Chart(data, title=title)
         .mark_circle(size=28, opacity=0.8)
         .encode(
-            x=alt.X(f"{x}:Q", title=x),
-            y=alt.Y(f"{y}:Q", title=y),
-            color=alt.Color(f"{color}:{kind}", title=color, scale=scale),
-            tooltip=list(frame.columns[:8]),
+            x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
+            y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+            color=alt.Color(field=_field(f, color), type=kind, title=str(color), scale=scale),
+            tooltip=tips,
         )
         .properties(width=WIDTH, height=380)
     )
@@ -121,10 +209,16 @@ def scatter_2d(frame: pd.DataFrame, x: str, y: str, color: str, title: str = "",
 
 def bars(frame: pd.DataFrame, x: str, y: str, title: str = "", color: str | None = None) -> alt.Chart:
     """Vertical bars of `y` per category `x`."""
-    enc = dict(x=alt.X(f"{x}:N", title=x, sort=None), y=alt.Y(f"{y}:Q", title=y), tooltip=[x, y])
+    data, f = safe_frame(frame)
+    enc = dict(
+        x=alt.X(field=_field(f, x), type="nominal", title=str(x), sort=None),
+        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        tooltip=[_tip(f, x, "N"), _tip(f, y, "Q")],
+    )
     if color:
-        enc["color"] = alt.Color(f"{color}:N", scale=alt.Scale(range=PALETTE))
-    return alt.Chart(frame, title=title).mark_bar().encode(**enc).properties(width=WIDTH, height=240)
+        enc["color"] = alt.Color(field=_field(f, color), type="nominal", title=str(color),
+                                 scale=alt.Scale(range=PALETTE))
+    return alt.Chart(data, title=title).mark_bar().encode(**enc).properties(width=WIDTH, height=240)
 
 
 def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins: int = 40) -> alt.Chart:
@@ -135,10 +229,10 @@ def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins:
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("bin_start:Q", title=x_title, bin="binned"),
-            x2="bin_end:Q",
-            y=alt.Y("count:Q", title="count"),
-            tooltip=["bin_start", "bin_end", "count"],
+            x=alt.X(field="bin_start", type="quantitative", title=str(x_title), bin="binned"),
+            x2=alt.X2(field="bin_end"),
+            y=alt.Y(field="count", type="quantitative", title="count"),
+            tooltip=[alt.Tooltip(field=c, type="quantitative") for c in ("bin_start", "bin_end", "count")],
         )
         .properties(width=WIDTH, height=240)
     )
@@ -146,13 +240,14 @@ def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins:
 
 def shaded_windows(windows: pd.DataFrame, start: str = "start", end: str = "end", label: str = "kind") -> alt.Chart:
     """Translucent bands over an x range (stall windows, warmup phases), coloured by `label`."""
+    data, f = safe_frame(windows)
     return (
-        alt.Chart(windows)
+        alt.Chart(data)
         .mark_rect(opacity=0.18)
         .encode(
-            x=f"{start}:Q",
-            x2=f"{end}:Q",
-            color=alt.Color(f"{label}:N", title=label, scale=alt.Scale(range=PALETTE[3:])),
-            tooltip=[label, start, end],
+            x=alt.X(field=_field(f, start), type="quantitative", title=str(start)),
+            x2=alt.X2(field=_field(f, end)),
+            color=alt.Color(field=_field(f, label), type="nominal", title=str(label), scale=alt.Scale(range=PALETTE[3:])),
+            tooltip=[_tip(f, label, "N"), _tip(f, start, "Q"), _tip(f, end, "Q")],
         )
     )
