@@ -2,7 +2,8 @@
 
 Everything here returns plain numpy / pandas and raises `DataError` with a sentence fit to show a
 user. A loaded `Dataset` never holds NaN or inf: CSV rows with missing or infinite values are
-dropped (and a note says how many).
+dropped (and a note says how many). A CSV is loaded whole; a diagnosis that wants fewer rows
+calls `subsample` and states the note it returns.
 
 >>> data = load_builtin("moons", seed=0, n_samples=200)
 >>> data.X.shape, data.task, data.class_names
@@ -11,8 +12,8 @@ dropped (and a note says how many).
 from __future__ import annotations
 
 import codecs
-import functools
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -21,10 +22,12 @@ import pathlib
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from sklearn import datasets as skdatasets
+from sklearn.model_selection import train_test_split
 
 TASKS = ("classification", "regression")
 MAX_CLASSES = 50  # more distinct target values than this cannot be treated as classes
@@ -58,6 +61,11 @@ class Dataset:
     class_names: tuple[str, ...] = ()  # empty for regression
     name: str = ""  # "moons", or the uploaded file's name
     notes: tuple[str, ...] = ()  # plain-language loading notes for the user
+    # The file column each feature came from ("colour" for "colour=red"); empty: each its own.
+    feature_sources: tuple[str, ...] = ()
+    # Per feature, the share of the file's rows where its column was empty (those rows were
+    # dropped); empty: nothing was missing.
+    missing_share: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -79,6 +87,20 @@ class Dataset:
         object.__setattr__(self, "feature_names", tuple(str(f) for f in self.feature_names))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "notes", tuple(self.notes))
+        for field_name in ("feature_sources", "missing_share"):
+            value = tuple(getattr(self, field_name))
+            if value and len(value) != X.shape[1]:
+                raise DataError(f"There are {X.shape[1]} feature columns but {len(value)} {field_name}.")
+            object.__setattr__(self, field_name, value)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The file column behind each feature (one-hot and date features share theirs).
+
+        >>> load_builtin("moons").sources
+        ('x1', 'x2')
+        """
+        return self.feature_sources or self.feature_names
 
     @property
     def n_rows(self) -> int:
@@ -315,30 +337,38 @@ def _read_bytes(source) -> tuple[bytes, str]:
     return bytes(raw), pathlib.PurePath(name).name or "uploaded.csv"
 
 
-def _decode(raw: bytes) -> tuple[str, list[str]]:
-    """Text of a CSV file: UTF-8 (BOM stripped), UTF-16 with a BOM, or Latin-1 as a fallback."""
+def _decode(raw: bytes) -> tuple[str, str, list[str]]:
+    """The first 64 KiB of a CSV's text, the encoding pandas should read it with, and notes.
+
+    UTF-8 (BOM skipped), UTF-16 with a BOM, or Latin-1 as a fallback. The whole file is checked,
+    but only a sample is kept: the parser reads the bytes itself, so a 50 MB upload is not held
+    a second time as a str.
+    """
     notes: list[str] = []
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return raw.decode("utf-16"), notes
+            return raw.decode("utf-16")[:65536], "utf-16", notes
         except UnicodeDecodeError:
             raise DataError("The file claims to be UTF-16 text but cannot be decoded.") from None
+    encoding = "utf-8"
     if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
-    if not raw.strip():
+        encoding = "utf-8-sig"
+    if not raw[:1 << 16].strip() and not raw.strip():
         raise DataError("The file is empty.")
     if b"\x00" in raw:
         raise DataError("This looks like a binary file, not a CSV text table.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # never fails: every byte is a character
-        notes.append("The file is not valid UTF-8, so it was read as Latin-1.")
-    sample = text[:65536]
+    if not raw.isascii():  # isascii() costs nothing; a full decode only for non-ASCII files
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError:
+            encoding = "latin-1"  # never fails: every byte is a character
+            notes.append("The file is not valid UTF-8, so it was read as Latin-1.")
+    # 256 KiB of bytes hold at least 64 KiB of characters in any of these encodings.
+    sample = raw[:1 << 18].decode(encoding, errors="ignore")[:65536]
     control = sum(1 for ch in sample if (ch < " " and ch not in "\t\r\n") or "\x7f" <= ch < "\xa0")
     if control > 0.01 * len(sample):
         raise DataError("This looks like a binary file, not a CSV text table.")
-    return text, notes
+    return sample, encoding, notes
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -397,15 +427,17 @@ def _first_line_is_data(text: str, delimiter: str) -> bool:
 def _parse(source, nrows: int | None = None) -> tuple[pd.DataFrame, str, list[str], str]:
     """DataFrame, display name, notes and delimiter; every failure becomes a DataError."""
     raw, name = _read_bytes(source)
-    text, notes = _decode(raw)
+    text, encoding, notes = _decode(raw)
     delimiter = _sniff_delimiter(text)
     headerless = _first_line_is_data(text, delimiter)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
             # index_col=False: a trailing delimiter on every row must not turn column 1 into an index.
+            # BytesIO shares the upload's buffer: no copy of the file is made to parse it.
             df = pd.read_csv(
-                io.StringIO(text), sep=delimiter, engine="c", skipinitialspace=True, index_col=False,
+                io.BytesIO(raw), encoding=encoding, sep=delimiter, engine="c", skipinitialspace=True,
+                index_col=False,
                 na_values=["?"], low_memory=False, nrows=nrows, header=None if headerless else "infer",
             )
     except pd.errors.EmptyDataError:
@@ -476,46 +508,125 @@ def _names(cols) -> str:
     return ", ".join(f"'{c}'" for c in cols)
 
 
+# Ways to read text cells as numbers. Each applies to a column only when every distinct value fits
+# its pattern and converts, so a column of names or codes is never half-converted.
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 1,250,000 or 52,300.50
+_DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")  # 1.250.000 or 52.300,50
+_TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")  # 14:30 or 14:30:05
+_DATES = (  # (pattern, day-first) for the date formats that are read as dates
+    (re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$"), False),
+    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}( \d{1,2}:\d{2}(:\d{2})?)?$"), False),
+    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?$"), None),  # 3/15 or 15/3
+    (re.compile(r"^\d{1,2}\.\d{1,2}\.\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$"), True),
+)
+
+
+def _number_readings(decimal_comma: bool):
+    """(reading, fits(value), convert(Series)) in the order they are tried."""
+    yield "", None, lambda s: s
+    if decimal_comma:  # semicolon and tab files often write 1,5 for 1.5
+        yield ("decimal comma", _DECIMAL_COMMA.match,
+               lambda s: s.str.replace(",", ".", regex=False))
+        yield ("thousands", lambda v: "." not in v or _DOT_THOUSANDS.match(v),
+               lambda s: s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    yield ("thousands", lambda v: "," not in v or _THOUSANDS.match(v),
+           lambda s: s.str.replace(",", "", regex=False))
+
+
+def _as_numbers(present: pd.Series, distinct: np.ndarray, decimal_comma: bool) -> tuple[np.ndarray, str] | None:
+    """The strings in `present` as float64 and how they were read, or None if they are not numbers."""
+    for reading, fits, convert in _number_readings(decimal_comma):
+        head = distinct[:200]  # a sample first: a cheap early exit for names, ids and categories
+        if fits is not None and not all(fits(v) for v in head):
+            continue
+        if np.isnan(pd.to_numeric(convert(pd.Series(head, dtype=object)), errors="coerce")
+                    .to_numpy(np.float64)).any():
+            continue
+        if fits is not None and not all(fits(v) for v in distinct[200:]):
+            continue
+        num = pd.to_numeric(convert(present), errors="coerce").to_numpy(np.float64)
+        if not np.isnan(num).any():
+            return num, reading
+    if all(_TIME.match(v) for v in distinct):
+        parts = present.str.split(":", expand=True).astype(np.float64).fillna(0.0)
+        hours, minutes = parts[0].to_numpy(), parts[1].to_numpy()
+        seconds = parts[2].to_numpy() if parts.shape[1] > 2 else np.zeros(len(parts))
+        if (hours <= 24).all() and (minutes < 60).all() and (seconds < 60).all():
+            return hours + minutes / 60 + seconds / 3600, "time"
+    return None
+
+
+def _as_days(present: pd.Series, distinct: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Dates (with or without a time) as float64 days since 1970-01-01 in local wall time, and
+    "date" or "datetime" (plus ", read as day/month/year" or month/day/year for 3/5/2019-style
+    dates); None when the strings are not all dates of one recognised format."""
+    for pattern, dayfirst in _DATES:
+        if not all(pattern.match(v) for v in distinct):
+            continue
+        if dayfirst is None:  # 15/3/2019 is day-first; 3/15/2019 month-first; 3/5/2019 taken month-first
+            first = np.array([int(v.split("/")[0]) for v in distinct])
+            second = np.array([int(v.split("/")[1]) for v in distinct])
+            if (first > 12).any() and (second > 12).any():
+                return None  # both orders in one column: not one date format
+            dayfirst = bool((first > 12).any())
+            order = ", read as day/month/year" if dayfirst else ", read as month/day/year"
+        else:
+            order = ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format": pandas then parses each cell
+            try:
+                if pattern is _DATES[0][0]:
+                    stamps = pd.to_datetime(present, format="ISO8601", errors="coerce")
+                else:
+                    stamps = pd.to_datetime(present, dayfirst=dayfirst, errors="coerce")
+            except (ValueError, TypeError):  # mixed time zones: compare them in UTC
+                stamps = pd.to_datetime(present, format="ISO8601", errors="coerce", utc=True)
+        if stamps.isna().any():
+            return None
+        if stamps.dt.tz is not None:
+            stamps = stamps.dt.tz_localize(None)  # the clock time where the event happened
+        days = ((stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).to_numpy(np.float64)
+        return days, ("datetime" if (days % 1 != 0).any() else "date") + order
+    return None
+
+
 def _classify_column(s: pd.Series, bools_as_numbers: bool = True,
-                     decimal_comma: bool = False) -> tuple[str, np.ndarray]:
-    """('num', float64 array, NaN = missing) for numbers (and booleans as 0/1), else ('text',
-    object array of stripped strings, None = missing). With `decimal_comma`, "1,5" reads as 1.5."""
+                     decimal_comma: bool = False) -> tuple[str, np.ndarray, str]:
+    """(kind, values, reading) for one column.
+
+    kind "num": float64 array, NaN = missing (numbers, numbers stored as text, booleans as 0/1,
+    times of day as hours); "date": float64 days since 1970-01-01, NaN = missing; "text": object
+    array of stripped strings, None = missing. `reading` says how text became a number: "",
+    "decimal comma" ("1,5" = 1.5, only with `decimal_comma`), "thousands" ("1,250,000"), "time",
+    "date" or "datetime".
+    """
     if pd.api.types.is_numeric_dtype(s) and (bools_as_numbers or not pd.api.types.is_bool_dtype(s)):
-        return "num", s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return "num", s.to_numpy(dtype=np.float64, na_value=np.nan), ""
     # Vectorised strip (100k rows in milliseconds); np.array copies: pandas hands out read-only views.
     text = np.array(s.astype(str).str.strip().to_numpy(dtype=object), dtype=object)
     missing = s.isna().to_numpy() | (text == "")
     text[missing] = None
     if missing.all():
-        return "num", np.full(len(text), np.nan)
+        return "num", np.full(len(text), np.nan), ""
     # Decide on the distinct values (few for categories) before converting every row.
     distinct = pd.unique(text[~missing])
     if bools_as_numbers and len(distinct) <= 4 and {v.lower() for v in distinct} <= {"true", "false"}:
         out = np.full(len(text), np.nan)
         out[~missing] = [v.lower() == "true" for v in text[~missing]]
-        return "num", out
-    # Numbers stored as text ("3.2") become numbers; any non-number keeps the column as text.
-    for convert in (str, lambda v: v.replace(",", ".")) if decimal_comma else (str,):
-        if convert is not str and not all(_DECIMAL_COMMA.match(v) for v in distinct):
-            break
-        sample = np.array([convert(v) for v in distinct[:200]], dtype=object)
-        if np.isnan(pd.to_numeric(sample, errors="coerce")).any():
-            continue  # cheap early exit for names and categories
-        values = np.array([convert(v) for v in text[~missing]], dtype=object)
-        num = pd.to_numeric(values, errors="coerce")
-        if not np.isnan(num).any():
+        return "num", out, ""
+    present = pd.Series(text[~missing], dtype=object)
+    for kind, found in (("num", _as_numbers(present, distinct, decimal_comma)), ("date", None)):
+        if kind == "date":
+            found = _as_days(present, distinct)
+        if found is not None:
             out = np.full(len(text), np.nan)
-            out[~missing] = num
-            return "num", out
-    return "text", text
-
-
-def _has_comma(s: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(s) and bool(s.astype(str).str.contains(",", regex=False).any())
+            out[~missing] = found[0]
+            return kind, out, found[1]
+    return "text", text, ""
 
 
 def _missing(kind: str, values: np.ndarray) -> np.ndarray:
-    return np.isnan(values) if kind == "num" else np.equal(values, None)
+    return np.equal(values, None) if kind == "text" else np.isnan(values)
 
 
 def _finite32(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -536,28 +647,35 @@ def _format_value(v: float) -> str:
     return np.format_float_positional(float(v), trim="-")
 
 
+def _format_day(days: float) -> str:
+    stamp = pd.Timestamp("1970-01-01") + pd.Timedelta(days=float(days))
+    return str(stamp.round("s")).removesuffix(" 00:00:00")
+
+
 @_user_errors
-def load_csv(source, target: str | None = None, task: str | None = None, max_rows: int = 100_000,
-             seed: int = 0, name: str | None = None) -> Dataset:
-    """Load a CSV file as a Dataset; every problem becomes a DataError with a plain sentence.
+def load_csv(source, target: str | None = None, task: str | None = None, name: str | None = None,
+             drop_columns=()) -> Dataset:
+    """Load a whole CSV file as a Dataset; every problem becomes a DataError with a plain sentence.
 
     `source` is anything `read_csv_table` takes. The last column is the target unless `target`
-    names one. Numbers stored as text are converted (decimal commas too in semicolon and tab
-    files), true/false becomes 0/1, text features with few values are one-hot encoded
-    ("colour=red"), id-like text columns and constant columns are dropped, and rows with missing
-    or infinite values are dropped; `notes` says what happened. A text target, or a whole-number
-    target with at most 20 values, means classification, otherwise regression; `task` overrides
-    that. More than `max_rows` usable rows are randomly sampled down (seeded by `seed`).
+    names one; the columns in `drop_columns` are left out. Numbers stored as text are converted
+    (thousands separators "1,250,000" too, and decimal commas in semicolon and tab files),
+    true/false becomes 0/1, dates become days since the column's earliest date plus the hour of
+    the day when times are given (never categories), text features with few values are one-hot
+    encoded ("colour=red"), id-like text columns and constant columns are dropped, and rows with
+    missing or infinite values are dropped; `notes` says what happened. A text target, or a
+    whole-number target with at most 20 values, means classification, otherwise regression;
+    `task` overrides that. Every usable row is kept: training on a sample is a diagnosis' choice
+    (see `subsample`).
 
-    >>> rows = "".join(f"{i},{'red' if i % 2 else 'blue'},{i * 2.5}\\n" for i in range(30))
+    >>> rows = "".join(f"{i},{'red' if i % 2 else 'blue'},\\"{i * 1000.5:,}\\"\\n" for i in range(30))
     >>> d = load_csv(("size,colour,price\\n" + rows).encode())
-    >>> d.feature_names, d.task
-    (('size', 'colour=blue', 'colour=red'), 'regression')
+    >>> d.feature_names, d.task, float(d.y[3])
+    (('size', 'colour=blue', 'colour=red'), 'regression', 3001.5)
     """
     if task is not None and task not in TASKS:
         raise DataError(f"The task must be 'classification', 'regression' or automatic, not {task!r}.")
-    if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < MIN_ROWS:
-        raise DataError(f"max_rows must be a whole number of at least {MIN_ROWS}.")
+    drop_columns = (drop_columns,) if isinstance(drop_columns, str) else tuple(str(c) for c in drop_columns)
     df, file_name, notes, delimiter = _parse(source)
     name = name or file_name
     columns = list(df.columns)
@@ -571,21 +689,41 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
         target = stripped
     n_all = len(df)
 
-    # Sort the feature columns into numeric ones and text ones; drop what cannot be used.
-    decimal_comma = delimiter != ","  # semicolon and tab files often write 1,5 for 1.5
-    comma_columns: list[str] = []
+    user_dropped = [c for c in columns if c in drop_columns and c != target]
+    if user_dropped:
+        notes.append(f"Left out as you asked: {_names(user_dropped)}.")
+    absent = [c for c in drop_columns if c not in columns]
+    if absent:
+        notes.append(f"Columns you asked to leave out are not in this file: {_names(absent)}.")
+    if target in drop_columns:
+        notes.append(f"The target '{target}' was also listed to leave out; it is kept as the target.")
+
+    # The target first, then each feature column; a parsed column is freed as soon as it is sorted.
+    decimal_comma = delimiter != ","
+    readings: dict[str, list[str]] = {"decimal comma": [], "thousands": [], "time": []}
+    # true/false in the target stays text: two named classes
+    t_kind, t_values, t_reading = _classify_column(df[target], bools_as_numbers=False,
+                                                   decimal_comma=decimal_comma)
+    readings.get(t_reading, []).append(target)
     numeric: dict[str, np.ndarray] = {}  # float64, NaN = missing
+    dates: dict[str, tuple[np.ndarray, str]] = {}  # float64 days since 1970, NaN = missing; reading
     text: dict[str, np.ndarray] = {}  # stripped strings, None = missing
+    missing_share: dict[str, float] = {}  # share of the file's rows missing in each kept column
     dropped = {"empty": [], "index": [], "ids": []}
     for col in columns:
-        if col == target:
+        if col == target or col in user_dropped:
             continue
-        kind, values = _classify_column(df[col], decimal_comma=decimal_comma)
-        if kind == "num" and decimal_comma and _has_comma(df[col]):
-            comma_columns.append(col)
+        kind, values, reading = _classify_column(df[col], decimal_comma=decimal_comma)
+        del df[col]
         missing = _missing(kind, values)
-        if missing.mean() > 0.5:  # keeping it would cost more than half the rows
+        share = float(missing.mean())
+        if share > 0.5:  # keeping it would cost more than half the rows
             dropped["empty"].append(col)
+            continue
+        missing_share[col] = share
+        readings.get(reading, []).append(col)
+        if kind == "date":
+            dates[col] = (values, reading)
         elif kind == "num":
             if _is_row_index(col, values):
                 dropped["index"].append(col)
@@ -597,6 +735,7 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
                 dropped["ids"].append(col)  # names, ids, free text: one column per value is useless
             else:
                 text[col] = values
+    del df
     if dropped["empty"]:
         notes.append(f"Dropped columns that are mostly empty: {_names(dropped['empty'])}.")
     if dropped["index"]:
@@ -604,21 +743,22 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
     if dropped["ids"]:
         notes.append("Dropped text columns with too many distinct values to use as features "
                       f"(like ids or names): {_names(dropped['ids'])}.")
-
-    # true/false in the target stays text: two named classes
-    t_kind, t_values = _classify_column(df[target], bools_as_numbers=False, decimal_comma=decimal_comma)
-    if t_kind == "num" and decimal_comma and _has_comma(df[target]):
-        comma_columns.append(target)
-    if comma_columns:
-        notes.append(f"Read decimal commas (1,5 = 1.5) in: {_names(comma_columns)}.")
+    if readings["decimal comma"]:
+        notes.append(f"Read decimal commas (1,5 = 1.5) in: {_names(readings['decimal comma'])}.")
+    if readings["thousands"]:
+        notes.append(f"Read thousands separators (1,250,000 = 1250000) in: {_names(readings['thousands'])}.")
+    if readings["time"]:
+        notes.append(f"Read times of day as hours (14:30 = 14.5) in: {_names(readings['time'])}.")
 
     # Rows with anything missing or infinite (in float32) in a used column go.
     keep = np.ones(n_all, dtype=bool)
-    for col, arr in numeric.items():
+    for arr in numeric.values():
         keep &= _finite32(arr)[1]
-    for col, values in text.items():
+    for days, _ in dates.values():
+        keep &= ~np.isnan(days)
+    for values in text.values():
         keep &= ~_missing("text", values)
-    keep &= _finite32(t_values)[1] if t_kind == "num" else ~_missing("text", t_values)
+    keep &= _finite32(t_values)[1] if t_kind != "text" else ~_missing("text", t_values)
     n_dropped = int(n_all - keep.sum())
     if n_dropped:
         rows_word = "rows" if n_dropped != 1 else "row"
@@ -628,43 +768,63 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
         extra = " after dropping rows with missing or infinite values" if n_dropped else ""
         raise DataError(f"Only {n_rows} usable row{'s remain' if n_rows != 1 else ' remains'}{extra}; "
                         f"at least {MIN_ROWS} are needed.")
-
-    # Sample before encoding so the one-hot columns and classes reflect the rows kept.
     rows = np.flatnonzero(keep)
-    if n_rows > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
-        notes.append(f"Randomly sampled {max_rows:,} of {n_rows:,} rows to stay within the "
-                     f"{max_rows:,}-row limit.")
 
-    blocks: list[np.ndarray] = []
-    feature_names: list[str] = []
+    # Plan the feature matrix first, then fill one float32 array: no per-block copies to stack.
+    plans: list[tuple[list[str], str, Callable[[np.ndarray], None]]] = []  # names, source, fill(out)
     constant: list[str] = []
     encoded: list[str] = []
+    date_words: list[str] = []
     for col in columns:
         if col in numeric:
-            v = numeric[col][rows]
+            v = numeric.pop(col)[rows]
             if v.min() == v.max():
                 constant.append(col)
                 continue
-            blocks.append(v.astype(np.float32)[:, None])
-            feature_names.append(col)
+            plans.append(([col], col, functools.partial(_fill_column, v)))
+        elif col in dates:
+            days, reading = dates.pop(col)
+            days = days[rows]
+            start = float(days.min())
+            parts = []
+            if days.max() > start:
+                plans.append(([f"{col} (days)"], col, functools.partial(_fill_column, days - start)))
+                parts.append(f"days since {_format_day(start)}")
+            hour = (days % 1.0) * 24.0
+            if reading.startswith("datetime") and hour.min() < hour.max():
+                plans.append(([f"{col} (hour)"], col, functools.partial(_fill_column, hour)))
+                parts.append("hour of the day")
+            if parts:
+                date_words.append(f"'{col}' as {' and '.join(parts)}{reading.partition(',')[2] and ','}"
+                                  f"{reading.partition(',')[2]}")
+            else:
+                constant.append(col)
         elif col in text:
-            v = text[col][rows].astype(str)
-            cats = np.unique(v)
+            codes, cats = _codes(text.pop(col)[rows])
             if len(cats) < 2:
                 constant.append(col)
                 continue
-            blocks.append((v[:, None] == cats[None, :]).astype(np.float32))
-            feature_names.extend(f"{col}={c}" for c in cats)
+            plans.append(([f"{col}={c}" for c in cats], col, functools.partial(_fill_one_hot, codes)))
             encoded.append(col)
+    if date_words:
+        notes.append(f"Read dates as numbers, not categories: {'; '.join(date_words)}.")
     if constant:
         notes.append(f"Dropped constant columns (the same value in every row): {_names(constant)}.")
     if encoded:
         notes.append(f"One-hot encoded text columns: {_names(encoded)}.")
-    if not blocks:
+    if not plans:
         raise DataError(f"No usable feature columns are left besides the target '{target}'; "
                         "the features need numbers or text with few distinct values.")
-    X = np.hstack(blocks)
+    width = sum(len(names) for names, _, _ in plans)
+    X = np.zeros((n_rows, width), dtype=np.float32)
+    feature_names: list[str] = []
+    sources: list[str] = []
+    j = 0
+    for names, source_col, fill in plans:
+        fill(X[:, j:j + len(names)])
+        j += len(names)
+        feature_names.extend(names)
+        sources.extend([source_col] * len(names))
 
     if t_kind == "text":
         labels = t_values[rows].astype(str)
@@ -675,6 +835,10 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
         chosen = "classification"
     else:
         values = t_values[rows]
+        if t_kind == "date":
+            start = float(values.min())
+            values = values - start
+            notes.append(f"Read the target '{target}' as days since {_format_day(start)}.")
         distinct = np.unique(values)
         integer = bool(np.all(distinct == np.round(distinct)))
         chosen = task or ("classification" if integer and len(distinct) <= AUTO_CLASS_LIMIT else "regression")
@@ -702,6 +866,61 @@ def load_csv(source, target: str | None = None, task: str | None = None, max_row
                             f"rows, too many to treat as classes (at most {MAX_CLASSES}, and fewer than "
                             "half the rows).")
 
-    assert np.isfinite(X).all() and np.isfinite(np.asarray(y, dtype=np.float64)).all()
     feature_names = _unique_names(feature_names)
-    return Dataset(X, y, chosen, tuple(feature_names), target, class_names, name, tuple(notes))
+    return Dataset(X, y, chosen, tuple(feature_names), target, class_names, name, tuple(notes),
+                   feature_sources=tuple(sources),
+                   missing_share=tuple(missing_share[s] for s in sources))
+
+
+def _fill_column(values: np.ndarray, out: np.ndarray) -> None:
+    out[:, 0] = values  # float64 -> float32 on assignment, no extra copy
+
+
+def _fill_one_hot(codes: np.ndarray, out: np.ndarray) -> None:
+    out[np.arange(len(codes)), codes] = 1.0
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Category index per row and the sorted categories (pd.factorize: hashing, not sorting rows)."""
+    codes, uniques = pd.factorize(values.astype(str))
+    order = np.argsort(np.asarray(uniques, dtype=str))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], [str(uniques[i]) for i in order]
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples for diagnoses
+
+
+def subsample(data: Dataset, max_rows: int, seed: int = 0) -> tuple[Dataset, str | None]:
+    """At most `max_rows` rows of `data` and a note for the page, or (data, None) if it is small enough.
+
+    Rows are drawn at random (seeded), stratified by class for classification so every class keeps
+    its share (scikit-learn's train_test_split); if some class is too rare to stratify, plainly at
+    random. Rows keep their file order. Loading never samples: a diagnosis that trains on fewer
+    rows calls this and shows the note on its page.
+
+    >>> d, note = subsample(load_builtin("moons", n_samples=1000), 200, seed=0)
+    >>> d.n_rows, note
+    (200, 'Used 200 of the 1,000 rows, drawn at random with each class keeping its share.')
+    """
+    if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < MIN_ROWS:
+        raise DataError(f"A sample needs a whole number of at least {MIN_ROWS} rows, not {max_rows!r}.")
+    n = data.n_rows
+    if n <= max_rows:
+        return data, None
+    stratify = None
+    if data.task == "classification":
+        counts = np.bincount(data.y, minlength=data.n_classes)
+        present = counts[counts > 0]
+        # train_test_split needs two rows of every class and room for each class in the sample.
+        if present.min() >= 2 and len(present) <= max_rows and len(present) <= n - max_rows:
+            stratify = data.y
+    rows, _ = train_test_split(np.arange(n), train_size=int(max_rows), random_state=seed, stratify=stratify)
+    rows = np.sort(rows)
+    how = "with each class keeping its share" if stratify is not None else ""
+    note = f"Used {max_rows:,} of the {n:,} rows, drawn at random{(' ' + how) if how else ''}."
+    sample = Dataset(data.X[rows], data.y[rows], data.task, data.feature_names, data.target_name,
+                     data.class_names, data.name, data.notes, data.feature_sources, data.missing_share)
+    return sample, note

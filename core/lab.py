@@ -23,6 +23,8 @@ class DataSpec:
     csv_name: str = ""  # the uploaded file's name, for captions and export file names
     target: str | None = None  # target column of a CSV; None = last column
     task: str | None = None  # force "classification" / "regression"; None = infer
+    # CSV columns the user chose to leave out (e.g. a column that leaks the target), in file order
+    drop_columns: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -53,7 +55,8 @@ def load_data(spec: DataSpec, seed: int = 0) -> Dataset:
         from core.data import DataError
 
         raise DataError("No file was uploaded yet.")
-    return load_csv(spec.csv_bytes, target=spec.target, task=spec.task, seed=seed, name=spec.csv_name)
+    return load_csv(spec.csv_bytes, target=spec.target, task=spec.task, name=spec.csv_name,
+                    drop_columns=spec.drop_columns)
 
 
 def build_model(setup: LabSetup, n_in: int, n_out: int, model: ModelSpec | None = None) -> nn.Module:

@@ -21,6 +21,7 @@ from core.data import (
     load_builtin,
     load_csv,
     read_csv_table,
+    subsample,
 )
 
 SYNTHETIC = ("moons", "circles", "spirals", "xor", "blobs", "scaled_regression")
@@ -323,17 +324,114 @@ def test_csv_target_selection_and_unknown_target():
         load_csv(to_bytes(df), target="age")
 
 
-def test_csv_sampling_above_max_rows():
-    df = table(n=100)[["height", "weight", "label"]]
-    a, b = load_csv(to_bytes(df), max_rows=20, seed=5), load_csv(to_bytes(df), max_rows=20, seed=5)
-    assert a.n_rows == 20
-    assert any("sampled 20 of 100 rows" in n for n in a.notes)
+def test_csv_loads_every_row_and_subsample_is_the_diagnosis_choice():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(1000, 9)).round(4), columns=[f"f{i}" for i in range(9)])
+    df["y"] = rng.choice([0, 1, 2], 1000, p=[0.7, 0.2, 0.1])
+    header, body = to_bytes(df).split(b"\n", 1)
+    d = load_csv(header + b"\n" + body * 200)  # 200,000 rows
+    assert d.n_rows == 200_000 and not any("ampl" in n for n in d.notes)
+    np.testing.assert_array_equal(d.X[123_456], df.iloc[456, :9].to_numpy(np.float32))
+
+    a, note = subsample(d, 20_000, seed=5)
+    b, _ = subsample(d, 20_000, seed=5)
+    c, _ = subsample(d, 20_000, seed=6)
+    assert a.n_rows == 20_000 and note == ("Used 20,000 of the 200,000 rows, drawn at random with each "
+                                            "class keeping its share.")
     np.testing.assert_array_equal(a.X, b.X)
-    # Every sampled row is one of the original rows, and no row is taken twice.
-    full = df[["height", "weight"]].to_numpy(np.float32)
-    idx = [int(np.flatnonzero((full == row).all(axis=1))[0]) for row in a.X]
-    assert len(set(idx)) == 20
-    assert not np.array_equal(a.X, load_csv(to_bytes(df), max_rows=20, seed=6).X)
+    assert not np.array_equal(a.X, c.X)
+    # Stratified: each class keeps its share of the full data to within one row.
+    full = np.bincount(d.y, minlength=3) / d.n_rows
+    np.testing.assert_allclose(np.bincount(a.y, minlength=3), full * 20_000, atol=1)
+    assert a.feature_names == d.feature_names and a.class_names == d.class_names and a.notes == d.notes
+    same, none = subsample(d, 200_000)
+    assert same is d and none is None
+    with pytest.raises(DataError, match="at least 10"):
+        subsample(d, 5)
+
+
+def test_subsample_rows_come_from_the_data_and_a_lone_class_falls_back_to_random():
+    X = np.arange(300, dtype=np.float32).reshape(100, 3)
+    y = np.r_[np.zeros(99, dtype=int), 1]  # one row of class 1: too rare to stratify
+    d = Dataset(X, y, "classification", ("a", "b", "c"), "t", ("no", "yes"))
+    s, note = subsample(d, 30, seed=1)
+    assert s.n_rows == 30 and note == "Used 30 of the 100 rows, drawn at random."
+    rows = (s.X[:, 0] / 3).astype(int)
+    assert len(set(rows)) == 30 and (np.diff(rows) > 0).all()  # distinct rows in file order
+    np.testing.assert_array_equal(s.y, y[rows])
+    r = Dataset(X, X[:, 0] * 2, "regression", ("a", "b", "c"), "t")
+    rs, rnote = subsample(r, 10, seed=0)
+    np.testing.assert_array_equal(rs.y, rs.X[:, 0] * 2)
+    assert rnote == "Used 10 of the 100 rows, drawn at random."
+
+
+def test_csv_thousands_separators_are_numbers():
+    rng = np.random.default_rng(4)
+    n = 150
+    price = np.round(rng.uniform(1_000, 3_000_000, n), 2)
+    price[:3] = [52_300.50, 1_250_000, 999]  # the examples and a number without a separator
+    area = rng.integers(500, 90_000, n)
+    rows = "".join(f'"{a:,}",{rng.normal():.3f},"{p:,.2f}"\n' for a, p in zip(area, price))
+    d = load_csv(("area,noise,price\n" + rows).encode())
+    assert d.task == "regression" and d.target_name == "price"
+    np.testing.assert_allclose(d.y, price.astype(np.float32), rtol=0)
+    np.testing.assert_array_equal(d.X[:, 0], area.astype(np.float32))
+    assert any("thousands separators" in n and "'area'" in n and "'price'" in n for n in d.notes)
+    # Semicolon files: dots group thousands and the comma is the decimal mark.
+    semi = "area;price\n" + "".join(f"{a};{p:,.2f}\n".replace(",", "_").replace(".", ",").replace("_", ".")
+                                     for a, p in zip(area, price))
+    e = load_csv(semi.encode())
+    np.testing.assert_allclose(e.y, price.astype(np.float32), rtol=0)
+    # "1,5" is not a thousands-separated number in a comma file: such a column stays text.
+    odd = "a,b,t\n" + "".join(f'{i},"{i % 4},5",{i % 2}\n' for i in range(30))
+    assert load_csv(odd.encode()).feature_names == ("a", "b=0,5", "b=1,5", "b=2,5", "b=3,5")
+
+
+def test_csv_dates_and_times_become_numbers_never_categories():
+    import datetime as dt
+
+    start = dt.datetime(2019, 3, 1, 6, 0)
+    pickup = [start + dt.timedelta(hours=7 * i, minutes=13 * i) for i in range(40)]
+    dropoff = [p + dt.timedelta(minutes=5 + i) for i, p in enumerate(pickup)]
+    day = [dt.date(2020, 1 + i % 3, 13) for i in range(40)]  # three distinct dates: not one-hot
+    rows = "".join(f"{p:%Y-%m-%d %H:%M:%S},{q:%Y-%m-%dT%H:%M},{d:%d/%m/%Y},{10 + i % 7}:{i % 60:02d},{i % 2}\n"
+                   for i, (p, q, d) in enumerate(zip(pickup, dropoff, day)))
+    d = load_csv(("pickup,dropoff,day,clock,label\n" + rows).encode())
+    assert d.feature_names == ("pickup (days)", "pickup (hour)", "dropoff (days)", "dropoff (hour)",
+                               "day (days)", "clock")
+    assert d.sources == ("pickup", "pickup", "dropoff", "dropoff", "day", "clock")
+    days = [(p - start).total_seconds() / 86400 for p in pickup]
+    np.testing.assert_allclose(d.X[:, 0], days, rtol=1e-6)
+    np.testing.assert_allclose(d.X[:, 1], [p.hour + p.minute / 60 for p in pickup], rtol=1e-6)
+    np.testing.assert_allclose(d.X[:, 3], [q.hour + q.minute / 60 for q in dropoff], rtol=1e-6)
+    np.testing.assert_array_equal(d.X[:, 4], [(x - dt.date(2020, 1, 13)).days for x in day])
+    np.testing.assert_allclose(d.X[:, 5], [10 + i % 7 + (i % 60) / 60 for i in range(40)], rtol=1e-6)
+    note = next(n for n in d.notes if "dates" in n)
+    assert "'pickup' as days since 2019-03-01 06:00:00 and hour of the day" in note
+    assert "'day' as days since 2020-01-13, read as day/month/year" in note
+    assert "One-hot" not in " ".join(d.notes)
+    # Month-first dates are read as such when no day exceeds 12 in the second field.
+    us = "when,t\n" + "".join(f"{1 + i % 12}/{1 + i % 28}/2021,{i % 2}\n" for i in range(30))
+    u = load_csv(us.encode())
+    assert any("read as month/day/year" in n for n in u.notes)
+    expected = [(dt.date(2021, 1 + i % 12, 1 + i % 28) - dt.date(2021, 1, 1)).days for i in range(30)]
+    np.testing.assert_array_equal(u.X[:, 0], np.array(expected) - min(expected))
+
+
+def test_csv_drop_columns_sources_and_missing_shares():
+    df = table()
+    df.loc[[1, 4, 9, 30], "weight"] = np.nan
+    raw = to_bytes(df)
+    d = load_csv(raw, drop_columns=("height", "nope", "label"))
+    assert d.feature_names == ("weight", "colour=blue", "colour=green", "colour=red")
+    assert d.sources == ("weight", "colour", "colour", "colour") and d.target_name == "label"
+    assert d.missing_share == pytest.approx((4 / 40, 0, 0, 0))
+    notes = " ".join(d.notes)
+    assert "Left out as you asked: 'height'." in notes and "not in this file: 'nope'" in notes
+    assert "'label' was also listed" in notes
+    full = load_csv(raw)
+    assert full.feature_names[0] == "height" and full.n_rows == d.n_rows == 36
+    assert load_builtin("iris").sources == load_builtin("iris").feature_names
 
 
 def test_csv_constant_and_index_columns_dropped():
@@ -457,8 +555,7 @@ def random_tables(draw):
 @given(random_tables())
 def test_random_tables_load_or_data_error(case):
     raw, target, task = case
-    d = load_or_data_error(raw, target=target, task=task, max_rows=25)
+    d = load_or_data_error(raw, target=target, task=task)
     if d is not None:
-        assert d.n_rows <= 25
         if task is not None:
             assert d.task == task
