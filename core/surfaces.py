@@ -24,8 +24,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-# A |parameter| beyond this (or a non-finite loss or parameter) counts as divergence.
-DIVERGENCE_LIMIT = 1e6
+from core.rules import PARAM_LIMIT, divergence_limit
+from core.train import OPTIMIZER_ALIASES, OPTIMIZER_LABELS
+from core.train import make_optimizer as train_optimizer
+
+DIVERGENCE_LIMIT = PARAM_LIMIT  # kept name: a coordinate past this size is a divergence (core.rules)
+# Toy surfaces are built with losses of order 1: the divergence rule's loss scale on them, so a
+# start at a saddle with L = 0 still has a meaningful "10x its start" (core.rules.first_divergence).
+SURFACE_LOSS_SCALE = 1.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,16 @@ def _rosenbrock(p: torch.Tensor) -> torch.Tensor:
     return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2
 
 
+def _tilted_double_well(p: torch.Tensor) -> torch.Tensor:
+    # x^4 - 2x^2 tilted by 0.5x: a shallow local minimum at x = 0.930 (L = -0.517), a barrier at
+    # x = 0.127 (L = 0.032) and the global minimum at x = -1.057 (L = -1.515); y^2 keeps it 2-D.
+    x, y = p[..., 0], p[..., 1]
+    return x**4 - 2.0 * x**2 + 0.5 * x + y**2
+
+
+# The double well's critical points along y = 0: roots of 4x^3 - 4x + 0.5 (numpy.roots).
+WELL_GLOBAL_X, WELL_BARRIER_X, WELL_LOCAL_X = -1.0574537707383778, 0.1270508441825262, 0.9304029265558516
+
 FLAT_WELL_WIDTH = 0.5  # half-width of the well in flat_then_steep
 
 
@@ -201,6 +217,25 @@ SURFACES: dict[str, Surface] = {
             axis_names=("x", "y"),
             min_loss=-0.25,
             start=(0.6, 0.02),
+        ),
+        Surface(
+            key="double_well",
+            label="Tilted double well (a local minimum to roll through)",
+            description="A shallow local minimum on the right, a small ridge, and a deeper global minimum "
+            "on the left: gradient descent from the right stops in the first dip, a rolling ball can "
+            "carry on over the ridge.",
+            formula=r"L(x, y) = x^4 - 2x^2 + \tfrac{1}{2}x + y^2",
+            fn=_tilted_double_well,
+            bounds=((-1.8, 2.2), (-1.0, 1.0)),
+            saddle=None,
+            critical_points=(
+                CriticalPointMark(WELL_GLOBAL_X, 0.0, "local minimum", "global minimum, L = -1.515"),
+                CriticalPointMark(WELL_BARRIER_X, 0.0, "saddle point", "top of the ridge, L = 0.032"),
+                CriticalPointMark(WELL_LOCAL_X, 0.0, "local minimum", "shallow local minimum, L = -0.517"),
+            ),
+            axis_names=("x", "y"),
+            min_loss=-1.5147536412757057,
+            start=(2.0, 0.5),
         ),
         Surface(
             key="elongated",
@@ -281,41 +316,37 @@ def grid(
 # ----------------------------------------------------------------------------------------------
 # Optimizers
 
-OPTIMIZERS: dict[str, str] = {
-    "gd": "Gradient descent",
-    "momentum": "Momentum",
-    "nesterov": "Nesterov momentum",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-}
+class _Labels(dict):
+    """Optimizer labels that also answer to the old alias "gd" (now "sgd", as in core.train)."""
 
-# Defaults that make each name mean what its label says; keyword arguments override them.
-_DEFAULTS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
-    "gd": (torch.optim.SGD, {}),
-    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
-    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
-    "adagrad": (torch.optim.Adagrad, {}),
-    "rmsprop": (torch.optim.RMSprop, {}),
-    "adam": (torch.optim.Adam, {}),
-}
+    def __missing__(self, key):
+        if key in OPTIMIZER_ALIASES:
+            return self[OPTIMIZER_ALIASES[key]]
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        """dict.get that resolves aliases."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+# The app's one optimizer vocabulary (core.train), shown with the same labels everywhere.
+OPTIMIZERS: dict[str, str] = _Labels(OPTIMIZER_LABELS)
 
 
 def make_optimizer(name: str, params, lr: float, **kw) -> torch.optim.Optimizer:
-    """Build the torch.optim optimizer behind a name of OPTIMIZERS.
-
-    Keyword arguments go to the torch constructor under torch's names: `momentum` (SGD's beta,
-    default 0.9 for "momentum"/"nesterov"), `betas` for Adam, `alpha` (the squared-gradient
-    decay) for RMSprop, `eps`, `weight_decay`, ...
+    """The torch.optim optimizer behind a name of OPTIMIZERS: core.train.make_optimizer, with
+    keyword arguments under torch's names (`momentum`, `betas`, `alpha`, `eps`, ...).
 
     >>> p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     >>> make_optimizer("adam", [p], lr=0.1, betas=(0.8, 0.99)).param_groups[0]["betas"]
     (0.8, 0.99)
     """
-    if name not in _DEFAULTS:
+    if OPTIMIZER_ALIASES.get(name, name) not in OPTIMIZER_LABELS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
-    cls, defaults = _DEFAULTS[name]
-    return cls(params, lr=lr, **{**defaults, **kw})
+    return train_optimizer(name, params, lr, **kw)
 
 
 @dataclass(frozen=True)
@@ -361,9 +392,111 @@ class Trajectory:
         return int(hit.iloc[0]) if len(hit) else None
 
 
-def _diverged(loss: float, x: float, y: float, grad_norm: float) -> bool:
-    values = (loss, x, y, grad_norm)
-    return not (all(map(math.isfinite, values)) and max(abs(x), abs(y)) <= DIVERGENCE_LIMIT)
+@dataclass(frozen=True)
+class Descent:
+    """What `descend` recorded: one row per visited point (step 0 = the start).
+
+    frame columns: step, loss, grad_norm (true gradient, before noise), lr (of the update that
+    leaves the point), distance (from `center`, when given), x and y (2-parameter runs), step_x,
+    step_y, eff_lr_x, eff_lr_y (2-parameter runs: |update| and |update| / |gradient seen| per
+    coordinate; NaN on the last row and where the gradient was 0), kicked (True where a kick
+    replaced the optimizer's update). diverged_at: the first divergent step (core.rules), the
+    frame's last row.
+    """
+
+    frame: pd.DataFrame
+    diverged_at: int | None
+    final: np.ndarray  # the parameters at the last row
+    seconds: float
+
+
+Kick = Callable[[np.ndarray, float], "np.ndarray | None"]  # (point, |g|) -> replacement point or None
+
+
+def descend(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    start,
+    optimizer: str,
+    steps: int,
+    lr: float,
+    noise_sigma: float = 0.0,
+    seed: int = 0,
+    center=None,
+    loss_scale: float = SURFACE_LOSS_SCALE,
+    kick: Kick | None = None,
+    lr_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+    **optimizer_kw,
+) -> Descent:
+    """The one descent loop for toy surfaces and saddle races, in any dimension.
+
+    A real torch.optim optimizer (core.train's vocabulary) updates a float64 copy of `start` for
+    `steps` updates on `fn`. `noise_sigma` adds seeded N(0, sigma^2) noise to every gradient
+    coordinate (the noise of a mini-batch gradient); `kick(point, |g|)` may return a point that
+    replaces the optimizer's update (a negative-curvature step). The run stops at the first
+    divergent point by core.rules: a non-finite loss, gradient or parameter, a coordinate past
+    PARAM_LIMIT, or a loss past core.rules.divergence_limit(start loss, loss_scale).
+    """
+    t0 = time.perf_counter()
+    p = torch.as_tensor(np.asarray(start, dtype=np.float64)).clone().reshape(-1).requires_grad_(True)
+    two_d = p.numel() == 2
+    c = None if center is None else torch.as_tensor(np.asarray(center, dtype=np.float64)).reshape(-1)
+    opt = make_optimizer(optimizer, [p], lr, **optimizer_kw)
+    sched = lr_scheduler(opt) if lr_scheduler is not None else None
+    gen = torch.Generator().manual_seed(seed)
+    nan = float("nan")
+    rows: list[dict] = []
+    limit = None
+    diverged_at = None
+    for k in range(steps + 1):
+        loss_t = fn(p)
+        (g,) = torch.autograd.grad(loss_t, p)
+        loss, gnorm = loss_t.item(), g.norm().item()
+        point = p.detach().numpy().copy()
+        row = dict(step=k, loss=loss, grad_norm=gnorm, lr=float(opt.param_groups[0]["lr"]))
+        if c is not None:
+            row["distance"] = float(np.linalg.norm(point - c.numpy()))
+        if two_d:
+            row.update(x=float(point[0]), y=float(point[1]))
+        limit = divergence_limit(loss, loss_scale) if limit is None else limit
+        finite = math.isfinite(loss) and math.isfinite(gnorm) and bool(np.isfinite(point).all())
+        if not finite or np.abs(point).max() > PARAM_LIMIT or loss > limit:
+            diverged_at = k
+            rows.append(row)
+            break
+        if k == steps:
+            rows.append(row)
+            break
+        new_point = kick(point, gnorm) if kick is not None else None
+        seen = g
+        if new_point is not None:
+            with torch.no_grad():
+                p.copy_(torch.as_tensor(new_point))
+        else:
+            if noise_sigma > 0:
+                seen = g + noise_sigma * torch.randn(g.shape, generator=gen, dtype=g.dtype)
+            p.grad = seen
+            opt.step()
+        if sched is not None:
+            sched.step()
+        row["kicked"] = new_point is not None
+        if two_d:
+            delta = np.abs(p.detach().numpy() - point)
+            row.update(step_x=float(delta[0]), step_y=float(delta[1]))
+            if new_point is None:
+                seen_np = seen.detach().numpy()
+                row.update(eff_lr_x=float(delta[0] / abs(seen_np[0])) if seen_np[0] != 0 else nan,
+                           eff_lr_y=float(delta[1] / abs(seen_np[1])) if seen_np[1] != 0 else nan)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if "kicked" not in frame:
+        frame["kicked"] = False
+    frame["kicked"] = frame["kicked"].fillna(False).astype(bool)
+    if two_d:
+        for col in ("step_x", "step_y", "eff_lr_x", "eff_lr_y"):
+            if col not in frame:
+                frame[col] = nan
+    final = p.detach().numpy().copy()
+    return Descent(frame, diverged_at, final, time.perf_counter() - t0)
 
 
 def run_optimizer(
@@ -378,7 +511,8 @@ def run_optimizer(
     lr_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
     **optimizer_kw,
 ) -> Trajectory:
-    """Run a real torch.optim optimizer for `steps` updates on a surface, from `start`.
+    """Run a real torch.optim optimizer for `steps` updates on a surface, from `start` (through
+    `descend`, the one descent loop).
 
     noise_sigma adds N(0, sigma^2) noise to each gradient coordinate before the update (the
     noise of a mini-batch gradient), drawn from a torch.Generator seeded with `seed`.
@@ -392,63 +526,24 @@ def run_optimizer(
     >>> t.frame.shape[0], t.diverged_at
     (101, None)
     """
-    t0 = time.perf_counter()
-    p = torch.tensor(np.asarray(start, dtype=np.float64), dtype=torch.float64, requires_grad=True)
-    if p.shape != (2,):
-        raise ValueError(f"start must have 2 coordinates, got shape {tuple(p.shape)}")
-    opt = make_optimizer(optimizer, [p], lr, **optimizer_kw)
-    sched = lr_scheduler(opt) if lr_scheduler is not None else None
-    gen = torch.Generator().manual_seed(seed)
+    if np.asarray(start).shape != (2,):
+        raise ValueError(f"start must have 2 coordinates, got shape {np.asarray(start).shape}")
 
-    rows: list[tuple] = []
-    diverged_at = None
-    nan = float("nan")
-    for k in range(steps + 1):
-        loss_t = surface.fn(p)
-        (g,) = torch.autograd.grad(loss_t, p)
-        loss = loss_t.item()
-        gnorm = g.norm().item()
-        cur_lr = float(opt.param_groups[0]["lr"])
-        x, y = p.detach().tolist()
-        base = (k, x, y, loss, gnorm, cur_lr)
-        if _diverged(loss, x, y, gnorm):
-            diverged_at = k
-            rows.append(base + (nan, nan, nan, nan, False))
-            break
-        if k == steps:
-            rows.append(base + (nan, nan, nan, nan, False))
-            break
+    kick = None
+    if escape is not None:
+        def kick(point: np.ndarray, gnorm: float):
+            if gnorm >= escape.grad_tol:
+                return None
+            nc = negative_curvature_step(surface, point, scale=escape.scale)
+            ok = nc.eig_min < -escape.min_curvature and nc.loss_after < nc.loss_before
+            return nc.new_point if ok else None
 
-        kicked = False
-        if escape is not None and gnorm < escape.grad_tol:
-            nc = negative_curvature_step(surface, (x, y), scale=escape.scale)
-            if nc.eig_min < -escape.min_curvature and nc.loss_after < nc.loss_before:
-                with torch.no_grad():
-                    p.copy_(torch.from_numpy(nc.new_point))
-                kicked = True
-        if not kicked:
-            seen = g
-            if noise_sigma > 0:
-                seen = g + noise_sigma * torch.randn(2, generator=gen, dtype=torch.float64)
-            p.grad = seen
-            opt.step()
-        if sched is not None:
-            sched.step()
-
-        x1, y1 = p.detach().tolist()
-        delta = (abs(x1 - x), abs(y1 - y))
-        if kicked:
-            eff = (nan, nan)
-        else:
-            eff = tuple(d / abs(a) if a != 0 else nan for d, a in zip(delta, seen.tolist()))
-        rows.append(base + delta + eff + (kicked,))
-
-    frame = pd.DataFrame(
-        rows,
-        columns=["step", "x", "y", "loss", "grad_norm", "lr", "step_x", "step_y", "eff_lr_x", "eff_lr_y",
-                 "curvature_step"],
-    )
-    return Trajectory(optimizer, OPTIMIZERS[optimizer], frame, diverged_at, time.perf_counter() - t0)
+    d = descend(surface.fn, start, optimizer, steps, lr, noise_sigma=noise_sigma, seed=seed, kick=kick,
+                lr_scheduler=lr_scheduler, **optimizer_kw)
+    frame = d.frame.rename(columns={"kicked": "curvature_step"})[
+        ["step", "x", "y", "loss", "grad_norm", "lr", "step_x", "step_y", "eff_lr_x", "eff_lr_y", "curvature_step"]]
+    name = OPTIMIZER_ALIASES.get(optimizer, optimizer)
+    return Trajectory(name, OPTIMIZERS[name], frame, d.diverged_at, d.seconds)
 
 
 def stack(trajectories: Sequence[Trajectory]) -> pd.DataFrame:

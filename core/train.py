@@ -59,7 +59,7 @@ class TrainConfig:
 
 def validate_config(config: TrainConfig, n_train: int | None = None) -> None:
     """Raise ValueError with a plain sentence when the config cannot train."""
-    if config.optimizer not in OPTIMIZERS:
+    if OPTIMIZER_ALIASES.get(config.optimizer, config.optimizer) not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
     if not (config.lr > 0 and math.isfinite(config.lr)):
         raise ValueError("The learning rate must be a positive number.")
@@ -213,20 +213,40 @@ def metric_value(task: str, y: np.ndarray, out: np.ndarray) -> float:
     return 1.0 - resid / total if total > 0 else float("nan")
 
 
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
-    """A torch.optim optimizer by short name (see OPTIMIZERS)."""
+# The one optimizer vocabulary of the app (pages, surfaces and races alike): short name -> label.
+OPTIMIZER_LABELS = {
+    "sgd": "Gradient descent",
+    "momentum": "Momentum",
+    "nesterov": "Nesterov momentum",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+}
+OPTIMIZER_ALIASES = {"gd": "sgd"}  # older name kept so saved links and callers keep working
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, **torch_kw):
+    """A torch.optim optimizer by short name (see OPTIMIZERS).
+
+    `momentum` is SGD's beta for "momentum"/"nesterov" (ignored by the others); further keywords go
+    to the torch constructor under torch's names (`betas` for Adam, `alpha` for RMSprop, `eps`...).
+
+    >>> p = torch.zeros(2, requires_grad=True)
+    >>> make_optimizer("adam", [p], lr=0.1, betas=(0.8, 0.99)).param_groups[0]["betas"]
+    (0.8, 0.99)
+    """
+    name = OPTIMIZER_ALIASES.get(name, name)
+    common = dict(lr=lr, weight_decay=weight_decay, **torch_kw)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(params, **common)
     if name in ("momentum", "nesterov"):
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay
-        )
+        return torch.optim.SGD(params, momentum=momentum, nesterov=name == "nesterov", **common)
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adagrad(params, **common)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.RMSprop(params, **common)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, **common)
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
 
 

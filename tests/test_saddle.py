@@ -145,11 +145,15 @@ def test_impossible_configs_raise(bad):
 def test_learning_rate_100_reports_divergence_with_its_step():
     cfg = Config(lr=100.0, steps=20)
     res = run(MOONS, LabSetup(), cfg)
-    # Reference: plain GD from the pushed start in numpy, first non-finite or huge iterate.
+    # Reference: plain GD from the pushed start in numpy; the first iterate that is not finite,
+    # has a coordinate past 1e6, or a loss past start + 9 x max(|start|, 1) (core.rules on surfaces).
     w = push(2, cfg.epsilon, seed=0)
+    start_loss = _lecture_loss(w)
     ref = None
     for k in range(cfg.steps + 1):
-        if not np.all(np.isfinite(w)) or np.abs(w).max() > 1e6 or not np.isfinite(_lecture_loss(w)):
+        loss = _lecture_loss(w)
+        if (not np.all(np.isfinite(w)) or np.abs(w).max() > 1e6 or not np.isfinite(loss)
+                or loss > start_loss + 9 * max(abs(start_loss), 1.0)):
             ref = k
             break
         w = w - cfg.lr * _lecture_grad(w)
@@ -311,3 +315,50 @@ def test_page_surface_race_runs_while_no_csv_is_uploaded_yet():
     at.switch_page("app_pages/saddle.py").run()
     assert not at.exception and not at.error  # the lecture surface needs no dataset
     assert len(at.get("vega_lite_chart")) >= 3
+
+
+# ----------------------------------------------------------------------------- issue 12: no escape by blowing up
+def test_lr_1000_a_diverged_racer_never_escaped_first():
+    # Before: "Adam escaped first in 1 step" and the exact-saddle box credited noise with escaping
+    # at step 1, while those runs diverged at step 2.
+    res = run(MOONS, LabSetup(), Config(lr=1000.0, steps=50))
+    table = res.table
+    diverged = table[table["diverged_at"].notna()]
+    assert len(diverged) > 0
+    assert not diverged["escaped"].any()
+    noise = _row(res, "noise", "exact")
+    if pd.notna(noise["diverged_at"]):
+        assert "Gradient noise (sigma" in res.honesty and f"diverged at step {int(noise['diverged_at'])}" in res.honesty
+        assert "escaped at step" not in res.honesty.split("Gradient noise")[1].split(".")[0]
+    assert res.verdict.kind == "problem"
+
+
+def test_network_at_lr_1000_reports_divergence_not_an_escape():
+    # Before: "gradient descent escaped first in 1 step" beside "12 of 12 runs ended above the
+    # saddle's loss (worst 1.145e+04)", with no divergence step.
+    res = run(MOONS, LabSetup(), Config(surface="network", lr=1000.0, steps=30))
+    gd = _row(res, "gd", "pushed")
+    assert pd.notna(gd["diverged_at"]) and not gd["escaped"]
+    assert "gradient descent escaped first" not in res.verdict.text
+    assert f"gradient descent at step {int(gd['diverged_at'])}" in res.verdict.text
+
+
+@pytest.mark.parametrize("surface", ["lecture", "saddle", "monkey"])
+@pytest.mark.parametrize("lr", [0.01, 0.3, 3.0, 300.0])
+def test_escaped_first_agrees_with_the_table(surface, lr):
+    from core.diagnoses.saddle import FIRST_ORDER, NAMES, find
+
+    cfg = Config(surface=surface, lr=lr, steps=120)
+    res = run(MOONS, LabSetup(seed=1), cfg)
+    f = find(res.table, cfg, res.saddle_loss)
+    pushed = res.table[res.table["start"] == "pushed"].set_index("racer")
+    escaped = pushed[pushed["escaped"] & pushed["diverged_at"].isna()]
+    det = escaped.loc[[r for r in FIRST_ORDER if r in escaped.index]]
+    if not len(det):
+        assert "escaped first" not in res.verdict.text and "tied for first" not in res.verdict.text
+        return
+    best = det["steps_to_escape"].min()
+    assert set(f.first) == set(det.index[det["steps_to_escape"] == best])
+    for r in f.first:
+        assert pd.isna(pushed.at[r, "diverged_at"])
+        assert NAMES[r] in res.verdict.text.split("first")[0]

@@ -27,6 +27,7 @@ CLOSED_FORMS = {
     "elongated": lambda x, y: 0.5 * (x**2 + 0.01 * y**2),
     "rosenbrock": lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
     "flat_then_steep": lambda x, y: 0.5 * y**2 - 1 / (1 + 4 * (x - 1) ** 2),
+    "double_well": lambda x, y: x**4 - 2 * x**2 + 0.5 * x + y**2,
 }
 
 
@@ -210,9 +211,12 @@ def test_divergence_is_reported_at_its_step():
     s = SURFACES["elongated"]
     lr = 1000.0
     ref = _numpy_gd((1.5, 10.0), lr, 10)
-    expected = int(np.argmax(np.abs(ref).max(axis=1) > 1e6))
-    t = run_optimizer(s, "gd", (1.5, 10.0), steps=50, lr=lr)
-    assert t.diverged_at == expected == 2
+    loss = 0.5 * (ref[:, 0] ** 2 + 0.01 * ref[:, 1] ** 2)
+    # The one rule (core.rules): a coordinate past 1e6, or a loss past start + 9 x max(|start|, 1).
+    bad = (np.abs(ref).max(axis=1) > 1e6) | (loss > loss[0] + 9 * max(abs(loss[0]), 1.0))
+    expected = int(np.argmax(bad))
+    t = run_optimizer(s, "sgd", (1.5, 10.0), steps=50, lr=lr)
+    assert t.diverged_at == expected == 1
     assert len(t.frame) == expected + 1 and t.frame["step"].iloc[-1] == expected
     stable = run_optimizer(s, "gd", (1.5, 10.0), steps=50, lr=1.9)  # lr < 2 / a
     assert stable.diverged_at is None

@@ -33,15 +33,9 @@ from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params
-from core.surfaces import (
-    DIVERGENCE_LIMIT,
-    SURFACES,
-    descend_along,
-    grid as surface_grid,
-    make_optimizer,
-    negative_curvature_step,
-    run_optimizer,
-)
+from core.diagnoses.words import capital, steps as steps_text
+from core.rules import escape_index
+from core.surfaces import SURFACES, descend, descend_along, grid as surface_grid, negative_curvature_step
 from core.train import make_loss, split_data
 
 SURFACE_CHOICES = ("lecture", "saddle", "monkey")  # the core.surfaces keys that have a saddle
@@ -49,9 +43,9 @@ NETWORK = "network"
 
 # racer key -> (label, core.surfaces optimizer name)
 RACERS: dict[str, tuple[str, str]] = {
-    "gd": ("Gradient descent", "gd"),
-    "noise": ("GD + gradient noise", "gd"),
-    "curvature": ("Curvature step, then GD", "gd"),
+    "gd": ("Gradient descent", "sgd"),
+    "noise": ("GD + gradient noise", "sgd"),
+    "curvature": ("Curvature step, then GD", "sgd"),
     "momentum": ("Momentum", "momentum"),
     "nesterov": ("Nesterov", "nesterov"),
     "adam": ("Adam", "adam"),
@@ -161,23 +155,17 @@ def push(n: int, epsilon: float, seed: int) -> np.ndarray:
     return epsilon * z / np.linalg.norm(z)
 
 
-def escape_step(frame: pd.DataFrame, saddle_loss: float, delta: float, radius: float | None) -> tuple[int | None, str]:
-    """First step with loss < saddle_loss - delta or distance > radius, and which rule fired.
-
-    radius None uses the loss rule alone. Returns (None, "") when the racer never escaped; the
-    loss rule wins a tie.
+def escape_step(frame: pd.DataFrame, saddle_loss: float, delta: float, radius: float | None,
+                diverged_at: int | None = None) -> tuple[int | None, str]:
+    """First step with loss < saddle_loss - delta or distance > radius, and which rule fired
+    (core.rules.escape_index). A racer that diverged did not escape: (None, "").
 
     >>> f = pd.DataFrame({"step": [0, 1, 2], "loss": [1.0, 0.99, 0.5], "distance": [0.0, 2.0, 3.0]})
-    >>> escape_step(f, 1.0, 0.05, 1.0), escape_step(f, 1.0, 0.05, None)
-    ((1, 'distance'), (2, 'loss'))
+    >>> escape_step(f, 1.0, 0.05, 1.0), escape_step(f, 1.0, 0.05, None), escape_step(f, 1.0, 0.05, 1.0, 2)
+    ((1, 'distance'), (2, 'loss'), (None, ''))
     """
-    by_loss = frame["loss"] < saddle_loss - delta
-    by_dist = frame["distance"] > radius if radius is not None else pd.Series(False, index=frame.index)
-    hit = frame.loc[by_loss | by_dist]
-    if hit.empty:
-        return None, ""
-    first = hit.index[0]
-    return int(frame.at[first, "step"]), "loss" if by_loss[first] else "distance"
+    i, by = escape_index(frame["loss"], frame["distance"], saddle_loss, delta, radius, diverged_at)
+    return (None, "") if i is None else (int(frame["step"].iloc[i]), by)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,21 +181,30 @@ def race_surface(key: str, start: np.ndarray, config: Config, seed: int, start_n
         kw = {"momentum": config.momentum} if opt in ("momentum", "nesterov") else {}
         sigma = config.noise_sigma if racer == "noise" else 0.0
         t0 = time.perf_counter()
+        cost: dict = {}
+        first = None
+        begin = start
         if racer == "curvature":
             nc = negative_curvature_step(surface, start, scale=config.curvature_scale)
-            traj = run_optimizer(surface, opt, nc.new_point, config.steps - 1, config.lr, seed=seed)
             first = pd.DataFrame({"step": [0], "x": [start[0]], "y": [start[1]], "loss": [nc.loss_before],
-                                  "grad_norm": [float(np.linalg.norm(surface.gradient(start)))]})
-            frame = pd.concat([first, traj.frame.assign(step=traj.frame["step"] + 1)], ignore_index=True)
-            diverged = None if traj.diverged_at is None else traj.diverged_at + 1
+                                  "grad_norm": [float(np.linalg.norm(surface.gradient(start)))],
+                                  "distance": [float(np.linalg.norm(start - center))]})
             cost = dict(hessian_evals=nc.hessian_evals, curvature_seconds=nc.seconds, eig_min=nc.eig_min)
-        else:
-            traj = run_optimizer(surface, opt, start, config.steps, config.lr, noise_sigma=sigma, seed=seed, **kw)
-            frame, diverged, cost = traj.frame, traj.diverged_at, {}
-        frame = frame[["step", "x", "y", "loss", "grad_norm"]].copy()
-        frame["distance"] = np.hypot(frame["x"] - center[0], frame["y"] - center[1])
-        laps.append(Lap(racer, start_name, frame, diverged, time.perf_counter() - t0, **cost))
+            begin = nc.new_point
+        run = descend(surface.fn, begin, opt, config.steps - (first is not None), config.lr, noise_sigma=sigma,
+                      seed=seed, center=center, **kw)
+        frame, diverged = _after(first, run)
+        laps.append(Lap(racer, start_name, frame[["step", "x", "y", "loss", "grad_norm", "distance"]].copy(),
+                        diverged, time.perf_counter() - t0, **cost))
     return laps
+
+
+def _after(first: pd.DataFrame | None, run) -> tuple[pd.DataFrame, int | None]:
+    """A descent's frame, shifted one step when a curvature step came first (that step is row 0)."""
+    if first is None:
+        return run.frame, run.diverged_at
+    frame = pd.concat([first, run.frame.assign(step=run.frame["step"] + 1)], ignore_index=True)
+    return frame, None if run.diverged_at is None else run.diverged_at + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,56 +287,38 @@ def race_loss(
     config: Config,
     seed: int,
 ) -> tuple[pd.DataFrame, int | None, dict]:
-    """One racer on a loss f(theta) of a flat float64 parameter vector, from theta0.
+    """One racer on a loss f(theta) of a flat float64 parameter vector, from theta0, through
+    core.surfaces.descend (the one descent loop; divergence by core.rules).
 
-    The real torch.optim optimizer updates a copy of theta0; "noise" adds N(0, sigma^2) to each
-    gradient coordinate (seeded); "curvature" first steps along the eigenvector of lambda_min
-    (core.curvature.hessian_extremes, Lanczos on Hessian-vector products) with length
-    curvature_scale * |lambda_min| and then runs plain gradient descent.
+    "noise" adds N(0, sigma^2) to each gradient coordinate (seeded); "curvature" first steps along
+    the eigenvector of lambda_min (core.curvature.hessian_extremes, Lanczos on Hessian-vector
+    products) with length curvature_scale * |lambda_min| and then runs plain gradient descent.
     Returns (frame with step, loss, grad_norm, distance; diverged_at; curvature costs).
     """
     _, opt_name = RACERS[racer]
-    theta = theta0.detach().clone().requires_grad_(True)
     cost: dict = {}
-    rows: list[tuple] = []
-    start_step = 0
+    first = None
+    begin = theta0.detach()
     if racer == "curvature":
+        theta = theta0.detach().clone().requires_grad_(True)
         loss0 = f(theta)
         g0 = torch.autograd.grad(loss0, theta)[0]
-        rows.append((0, loss0.item(), g0.norm().item(), (theta0 - center).norm().item()))
+        first = pd.DataFrame({"step": [0], "loss": [loss0.item()], "grad_norm": [g0.norm().item()],
+                              "distance": [(theta0 - center).norm().item()]})
         t0 = time.perf_counter()
         ext = hessian_extremes(f, theta0)
         length = config.curvature_scale * abs(ext.eig_min) if ext.eig_min < 0 else 0.0
-        v = torch.as_tensor(ext.vec_min, dtype=theta0.dtype)
+        v = torch.as_tensor(ext.vec_min, dtype=theta0.dtype, device=theta0.device)
         with torch.no_grad():
-            _, new_theta, _, _, _ = descend_along(f, theta0.detach(), v, length)
-            theta.copy_(new_theta)
+            _, begin, _, _, _ = descend_along(f, theta0.detach(), v, length)
         cost = dict(hvps=ext.n_hvp, curvature_seconds=time.perf_counter() - t0, eig_min=ext.eig_min)
-        start_step = 1
     kw = {"momentum": config.momentum} if opt_name in ("momentum", "nesterov") else {}
-    opt = make_optimizer(opt_name, [theta], config.lr, **kw)
-    gen = torch.Generator().manual_seed(seed)
     sigma = config.noise_sigma if racer == "noise" else 0.0
-    diverged_at = None
-    for k in range(start_step, config.steps + 1):
-        loss_t = f(theta)
-        (g,) = torch.autograd.grad(loss_t, theta)
-        loss, gnorm = loss_t.item(), g.norm().item()
-        with torch.no_grad():
-            dist = (theta - center).norm().item()
-            big = theta.abs().max().item()
-        rows.append((k, loss, gnorm, dist))
-        if not (math.isfinite(loss) and math.isfinite(gnorm) and big <= DIVERGENCE_LIMIT):
-            diverged_at = k
-            break
-        if k == config.steps:
-            break
-        if sigma > 0:
-            g = g + sigma * torch.randn(g.shape, generator=gen, dtype=g.dtype)
-        theta.grad = g
-        opt.step()
-    frame = pd.DataFrame(rows, columns=["step", "loss", "grad_norm", "distance"])
-    return frame, diverged_at, cost
+    # Network losses are positive: the divergence rule's "10x the start" needs no extra scale.
+    run = descend(f, begin.cpu().numpy(), opt_name, config.steps - (first is not None), config.lr,
+                  noise_sigma=sigma, seed=seed, center=center.detach().cpu().numpy(), loss_scale=0.0, **kw)
+    frame, diverged = _after(first, run)
+    return frame[["step", "loss", "grad_norm", "distance"]].copy(), diverged, cost
 
 
 def race_network(net: NetworkSaddle, start: torch.Tensor, config: Config, seed: int, start_name: str,
@@ -371,7 +350,7 @@ def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.Data
     curvature_seconds, eig_min (lambda_min where the curvature step looked; NaN for others), seconds."""
     rows = []
     for lap in laps:
-        step, by = escape_step(lap.frame, saddle_loss, config.delta, escape_radius(config))
+        step, by = escape_step(lap.frame, saddle_loss, config.delta, escape_radius(config), lap.diverged_at)
         finite = lap.frame["loss"][np.isfinite(lap.frame["loss"])]
         rows.append(dict(
             racer=lap.racer, label=RACERS[lap.racer][0], start=lap.start, escaped=step is not None,
@@ -434,94 +413,151 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
 # Words
 
 
-def _steps(table: pd.DataFrame, racer: str, start: str) -> int | None:
+@dataclass(frozen=True)
+class Outcome:
+    """A racer's result from one start, decided before any wording: "escaped" (at `step`, by the
+    loss or the distance rule), "diverged" (at `step`, core.rules) or "none" (neither in budget)."""
+
+    racer: str
+    start: str
+    kind: str
+    step: int | None
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class RaceFindings:
+    """What the race showed, with stable racer keys (words come from `make_verdict`)."""
+
+    first: tuple[str, ...]  # deterministic first-order racers tied for the fewest pushed escape steps
+    outcomes: tuple[Outcome, ...]
+    overshoot: tuple[tuple[str, str, float], ...]  # (racer, start, final loss) ended above the saddle
+    check_kind: str | None  # network mode: classify_point's kind at the saddle
+
+    def outcome(self, racer: str, start: str) -> Outcome:
+        """The outcome of one racer from one start."""
+        return next(o for o in self.outcomes if o.racer == racer and o.start == start)
+
+    @property
+    def diverged(self) -> tuple[Outcome, ...]:
+        """Every run that diverged."""
+        return tuple(o for o in self.outcomes if o.kind == "diverged")
+
+
+def outcome_of(table: pd.DataFrame, racer: str, start: str) -> Outcome:
+    """The Outcome of one table row (a diverged run never counts as escaped)."""
     row = table[(table["racer"] == racer) & (table["start"] == start)].iloc[0]
-    return None if pd.isna(row["steps_to_escape"]) else int(row["steps_to_escape"])
+    if pd.notna(row["diverged_at"]):
+        return Outcome(racer, start, "diverged", int(row["diverged_at"]))
+    if pd.notna(row["steps_to_escape"]):
+        return Outcome(racer, start, "escaped", int(row["steps_to_escape"]), row["escaped_by"])
+    return Outcome(racer, start, "none", None)
+
+
+def find(table: pd.DataFrame, config: Config, saddle_loss: float, check: CriticalPoint | None = None) -> RaceFindings:
+    """Decide the race from its table: who escaped first (ties kept), who diverged, who overshot.
+
+    "First" is judged among the deterministic first-order racers (gradient descent, momentum,
+    Nesterov, Adam) after the push: the noise racer depends on its seed and the curvature step
+    pays for an eigen-solve, so each is reported on its own."""
+    outcomes = tuple(outcome_of(table, r, st) for st in STARTS for r in RACERS)
+    escaped = [o for o in outcomes if o.start == "pushed" and o.racer in FIRST_ORDER and o.kind == "escaped"]
+    best = min((o.step for o in escaped), default=None)
+    first = tuple(o.racer for o in escaped if o.step == best)
+    ok = table[table["diverged_at"].isna() & (table["final_loss"] > saddle_loss + config.delta)]
+    overshoot = tuple((r.racer, r.start, float(r.final_loss)) for r in ok.itertuples())
+    return RaceFindings(first, outcomes, overshoot, None if check is None else check.kind)
 
 
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def _took(steps: int | None, budget: int) -> str:
-    return f"{steps} step{'s' if steps != 1 else ''}" if steps is not None else f"no escape in {budget} steps"
+def _took(o: Outcome, budget: int) -> str:
+    if o.kind == "escaped":
+        return f"escaped in {steps_text(o.step)}"
+    if o.kind == "diverged":
+        return f"diverged at step {o.step}"
+    return f"no escape in {budget} steps"
 
 
 def honesty_text(table: pd.DataFrame, config: Config) -> str:
     """What the exact start did to each racer and what the push changed, in words with numbers."""
     exact = table[table["start"] == "exact"].set_index("racer")
-    still = [r for r in FIRST_ORDER if exact.at[r, "final_distance"] < STILL]
+    still = [r for r in FIRST_ORDER if exact.at[r, "final_distance"] < STILL and pd.isna(exact.at[r, "diverged_at"])]
     parts = []
     if still:
         parts.append(f"Started exactly at the saddle, {_join([NAMES[r] for r in still])} never moved in "
                      f"{config.steps} steps (less than {STILL:g} in all): the gradient there is zero, so there "
                      "is nothing to follow and nothing for momentum to accumulate.")
-    curv, noise = _steps(table, "curvature", "exact"), _steps(table, "noise", "exact")
+    curv, noise = outcome_of(table, "curvature", "exact"), outcome_of(table, "noise", "exact")
     lam = exact.at["curvature", "eig_min"]
-    if curv is not None:
-        parts.append(f"From the same point the curvature step escaped at step {curv}: the Hessian's most "
+    if curv.kind == "escaped":
+        parts.append(f"From the same point the curvature step escaped at step {curv.step}: the Hessian's most "
                      f"negative eigenvalue ({lam:.3g}) points downhill where the gradient shows nothing.")
+    elif curv.kind == "diverged":
+        parts.append(f"From the same point the curvature step diverged at step {curv.step}: the gradient "
+                     "descent after it took steps too long for the curvature.")
     else:
         why = (f"the Hessian there has no clearly negative eigenvalue (lambda_min = {lam:.2g}), so "
                "second-order information shows no way down (a degenerate saddle, like the monkey saddle)"
                if lam > -1e-6 else "the step was too short to lower the loss enough")
         parts.append(f"The curvature step did not escape within {config.steps} steps: {why}.")
-    if noise is not None:
-        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) escaped at step {noise}: it knocks the "
+    if noise.kind == "escaped":
+        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) escaped at step {noise.step}: it knocks the "
                      "parameters off the balance point, the way mini-batch noise does.")
+    elif noise.kind == "diverged":
+        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) diverged at step {noise.step}.")
     elif config.noise_sigma > 0:
         parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) did not escape within {config.steps} steps.")
-    gd, mom = _steps(table, "gd", "pushed"), _steps(table, "momentum", "pushed")
+    gd, mom = outcome_of(table, "gd", "pushed"), outcome_of(table, "momentum", "pushed")
     parts.append(f"Pushed {config.epsilon:g} off the saddle: gradient descent {_took(gd, config.steps)}, "
                  f"momentum (beta {config.momentum:g}) {_took(mom, config.steps)}.")
     return " ".join(parts)
 
 
 def make_verdict(table: pd.DataFrame, config: Config, saddle_loss: float, check: CriticalPoint | None = None) -> Verdict:
-    """The race in one sentence with its numbers (plus divergences, overshoots and a next step).
-
-    The fastest racer is the fastest first-order one (the curvature step is reported with its
-    cost) that escaped after the push and did not diverge."""
-    pushed = table[(table["start"] == "pushed") & table["escaped"] & (table["racer"] != "curvature")
-                   & table["diverged_at"].isna()]
-    fastest = pushed.sort_values("steps_to_escape", kind="stable")
-    gd = _steps(table, "gd", "pushed")
-    curv = table[(table["racer"] == "curvature") & (table["start"] == "pushed")].iloc[0]
-    cost = f"{int(curv['hvps'])} Hessian-vector products" if curv["hvps"] else f"{int(curv['hessian_evals'])} exact Hessian"
-    curv_part = (f"the curvature step {_took(_steps(table, 'curvature', 'pushed'), config.steps)} "
-                 f"at a cost of {cost} and {curv['curvature_seconds'] * 1000:.0f} ms")
-    exact_out = [f"{NAMES[r]} (step {_steps(table, r, 'exact')})" for r in RACERS
-                 if _steps(table, r, "exact") is not None]
+    """The race in words, from its findings (`find`): who escaped first after the push, what the
+    curvature step cost, what happened at the exact saddle, overshoots and divergences."""
+    f = find(table, config, saddle_loss, check)
+    curv_row = table[(table["racer"] == "curvature") & (table["start"] == "pushed")].iloc[0]
+    cost = (f"{int(curv_row['hvps'])} Hessian-vector products" if curv_row["hvps"]
+            else f"{int(curv_row['hessian_evals'])} exact Hessian")
+    curv_part = (f"the curvature step {_took(f.outcome('curvature', 'pushed'), config.steps)} "
+                 f"at a cost of {cost} and {curv_row['curvature_seconds'] * 1000:.0f} ms")
+    noise = f.outcome("noise", "pushed")
+    noise_part = f"gradient noise {_took(noise, config.steps)}"
+    exact_out = [f"{NAMES[o.racer]} (step {o.step})" for o in f.outcomes if o.start == "exact" and o.kind == "escaped"]
     exact_part = (f"from exactly the saddle only {_join(exact_out)} got away" if exact_out
                   else "from exactly the saddle no racer got away")
-    if fastest.empty:
+    if not f.first:
         text = (f"Pushed {config.epsilon:g} off the saddle no first-order racer escaped within {config.steps} "
-                f"steps, {curv_part}; {exact_part}.")
+                f"steps ({curv_part}; {noise_part}); {exact_part}.")
         kind, advice = "warning", "Raise the learning rate, the push epsilon or the step budget."
     else:
-        best = fastest.iloc[0]
-        others = [f"{NAMES[r]} {_took(_steps(table, r, 'pushed'), config.steps)}" for r in ("gd", "momentum")
-                  if r != best["racer"]]
-        text = (f"Pushed {config.epsilon:g} off the saddle, {NAMES[best['racer']]} escaped first in "
-                f"{_took(int(best['steps_to_escape']), config.steps)} ({'; '.join(others + [curv_part])}); "
-                f"{exact_part}.")
+        step = f.outcome(f.first[0], "pushed").step
+        who = _join([NAMES[r] for r in f.first])
+        lead = (f"{who} escaped first, in {steps_text(step)}" if len(f.first) == 1
+                else f"{who} tied for first, each escaping in {steps_text(step)}")
+        others = [f"{NAMES[r]} {_took(f.outcome(r, 'pushed'), config.steps)}" for r in FIRST_ORDER
+                  if r not in f.first]
+        text = (f"Pushed {config.epsilon:g} off the saddle, {lead} "
+                f"({'; '.join(others + [noise_part, curv_part])}); {exact_part}.")
         kind, advice = "info", "Momentum, Adam or a little gradient noise are the cheap ways off a saddle."
-    if check is not None and check.kind != "saddle point":
-        text += f" The check found a {check.kind} point, not a strict saddle."
+    if f.check_kind is not None and f.check_kind != "saddle point":
+        text += f" The check found a {f.check_kind} point, not a strict saddle."
         kind = "warning"
-    worse = table[table["diverged_at"].isna() & (table["final_loss"] > saddle_loss + config.delta)]
-    if len(worse):
-        text += (f" {len(worse)} of {len(table)} runs ended above the saddle's loss {saddle_loss:.4g} "
-                 f"(worst {worse['final_loss'].max():.4g}): steps too long for the curvature overshoot.")
+    if f.overshoot:
+        worst = max(loss for _, _, loss in f.overshoot)
+        text += (f" {len(f.overshoot)} of {len(table)} runs ended above the saddle's loss {saddle_loss:.4g} "
+                 f"(worst {worst:.4g}) without diverging: steps too long for the curvature overshoot.")
         kind, advice = "warning", f"Lower the learning rate (now {config.lr:g})."
-    diverged = table[table["diverged_at"].notna()]
-    if len(diverged):
+    if f.diverged:
         groups = []
         for start, words in (("exact", "from exactly the saddle"), ("pushed", "after the push")):
-            rows = diverged[diverged["start"] == start]
-            if len(rows):
-                groups.append(_join([f"{NAMES[r.racer]} at step {int(r.diverged_at)}" for r in rows.itertuples()])
-                              + f" {words}")
-        text += f" {len(diverged)} of {len(table)} runs diverged: {'; '.join(groups)}."
+            rows = [o for o in f.diverged if o.start == start]
+            if rows:
+                groups.append(_join([f"{NAMES[o.racer]} at step {o.step}" for o in rows]) + f" {words}")
+        text += f" {len(f.diverged)} of {len(table)} runs diverged: {'; '.join(groups)}."
         kind, advice = "problem", f"Lower the learning rate (now {config.lr:g})."
-    return Verdict(kind, text, advice)
+    return Verdict(kind, capital(text), advice)
