@@ -1,6 +1,7 @@
-"""The home page's view of a dataset: summary numbers and a 2-D projection."""
+"""The home page's view of a dataset: summary numbers, per-feature scale and a 2-D projection."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,55 @@ def summary(data: Dataset) -> pd.DataFrame:
     else:
         rows.append(("target range", f"{float(np.min(data.y)):.4g} to {float(np.max(data.y)):.4g}"))
     return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def feature_table(data: Dataset) -> pd.DataFrame:
+    """One row per feature: feature, min, max, mean, std (population), missing share.
+
+    Statistics are over the rows kept (float64 sums, so a million float32 rows stay exact enough);
+    `missing` is the share of the file's rows where the feature's column was empty (those rows
+    were dropped when loading).
+
+    >>> from core.data import load_builtin
+    >>> feature_table(load_builtin("scaled_regression"))["std"].round(0).tolist()
+    [1179.0, 0.0]
+    """
+    X = data.X
+    missing = data.missing_share or (0.0,) * data.n_features
+    return pd.DataFrame({
+        "feature": list(data.feature_names),
+        "min": X.min(axis=0).astype(np.float64),
+        "max": X.max(axis=0).astype(np.float64),
+        "mean": X.mean(axis=0, dtype=np.float64),
+        "std": X.std(axis=0, dtype=np.float64),
+        "missing": np.asarray(missing, dtype=np.float64),
+    })
+
+
+def scale_spread(table: pd.DataFrame) -> str | None:
+    """A sentence on how far the features' standard deviations lie apart, from `feature_table`.
+
+    None with fewer than two features of non-zero spread. States numbers only; the Feature
+    scaling page (lecture 5.2) shows what a wide spread does to training.
+    """
+    spread = table[table["std"] > 0]
+    if len(spread) < 2:
+        return None
+    lo, hi = spread.loc[spread["std"].idxmin()], spread.loc[spread["std"].idxmax()]
+    return (f"Standard deviations range from {_num(lo['std'])} ('{lo['feature']}') to {_num(hi['std'])} "
+            f"('{hi['feature']}'), a ratio of {_num(hi['std'] / lo['std'])} to 1.")
+
+
+def _num(v: float) -> str:
+    """Three significant digits, with thousands separators instead of exponents below a million.
+
+    >>> _num(1179.35), _num(0.111825), _num(10546.2), _num(2.5e7)
+    ('1,180', '0.112', '10,500', '2.5e+07')
+    """
+    if v == 0 or not 1e-3 <= abs(v) < 1e6:
+        return f"{v:.3g}"
+    digits = 2 - math.floor(math.log10(abs(v)))
+    return f"{round(v, digits):,.{max(digits, 0)}f}"
 
 
 def project_2d(data: Dataset, seed: int = 0) -> Projection:
