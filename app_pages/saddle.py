@@ -1,7 +1,9 @@
 """Saddle escape: race six optimizers away from the same saddle and see who gets out, how fast, at what cost."""
 import streamlit as st
 
-from core.charts.saddle import distance_curves, escape_bars, loss_curves, race_map
+from core.charts.saddle import distance_curves, escape_bars, loss_curves, race_map, well_loss, well_map
+from core.diagnoses.local_minimum import Config as WellConfig
+from core.diagnoses.local_minimum import run as run_well
 from core.diagnoses.saddle import NETWORK, SURFACE_CHOICES, Config, run
 from core.surfaces import SURFACES
 from ui.export import show_chart
@@ -11,6 +13,7 @@ from ui.verdict import show_verdict
 
 PAGE = "saddle"
 DEFAULT = Config()
+WELL_DEFAULT = WellConfig()
 GROUNDS = {**{key: SURFACES[key].label for key in SURFACE_CHOICES}, NETWORK: "Your network (lab model at a saddle)"}
 
 st.title("Saddle escape")
@@ -125,3 +128,32 @@ if result is not None:
         "parameters off the exact balance point, and the negative curvature does the rest. Adam escapes fast "
         "after a push because it rescales every coordinate to a step of about the learning rate."
     )
+
+st.divider()
+st.subheader("Momentum rolls past a local minimum (lecture 2.2.1)")
+st.caption("The lecture's picture of a ball rolling downhill: where gradient descent stops because the gradient "
+           "is zero at the bottom of a small dip, momentum keeps the speed it gathered and can carry on over "
+           "the ridge into a deeper minimum. Same start, same rate for gradient descent and momentum.")
+s = SURFACES["double_well"]
+st.latex(s.formula)
+with st.form("saddle_well_form"):
+    w1, w2, w3 = st.columns(3)
+    well_start = w1.slider("Start x", 1.0, 2.2, WELL_DEFAULT.start_x, 0.05, key="saddle_well_x")
+    well_lr = w1.number_input("Learning rate (GD and momentum)", 1e-4, 0.1, WELL_DEFAULT.lr, format="%g",
+                              key="saddle_well_lr")
+    well_beta = w2.slider("Momentum beta", 0.0, 0.99, WELL_DEFAULT.momentum, 0.01, key="saddle_well_beta")
+    well_adam = w2.number_input("Adam's learning rate", 1e-4, 2.0, WELL_DEFAULT.adam_lr, format="%g",
+                                key="saddle_well_adam")
+    well_steps = w3.number_input("Steps", 10, 5000, WELL_DEFAULT.steps, 50, key="saddle_well_steps")
+    st.form_submit_button("Roll", key="saddle_well_roll")
+well_config = WellConfig(start_x=float(well_start), steps=int(well_steps), lr=float(well_lr),
+                         momentum=float(well_beta), adam_lr=float(well_adam))
+well = run_diagnosis(run_well, setup, well_config, label="Rolling", needs_data=False)
+if well is not None:
+    show_verdict(well.verdict)
+    show_chart(lambda: well_map(well), PAGE, "double_well_paths", memo=well_config)
+    show_chart(lambda: well_loss(well), PAGE, "double_well_loss", memo=well_config)
+    st.dataframe(well.table.drop(columns=["racer"]), hide_index=True, column_config={
+        "label": "Racer", "lr": "Learning rate", "final_x": st.column_config.NumberColumn("Final x", format="%.3f"),
+        "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"), "settled_in": "Settled in",
+        "settle_step": "Settled by step", "diverged_at": "Diverged at step"})

@@ -86,7 +86,7 @@ class Surface:
 
     def hessian(self, point: Sequence[float] | np.ndarray) -> np.ndarray:
         """Exact 2x2 Hessian (torch.func, reverse over reverse) at one point."""
-        return _hessian(self.fn, torch.as_tensor(point, dtype=torch.float64)).numpy()
+        return _hessian(self.fn, torch.tensor(np.asarray(point, dtype=np.float64))).numpy()
 
 
 def _hessian(fn: Callable[[torch.Tensor], torch.Tensor], p: torch.Tensor) -> torch.Tensor:

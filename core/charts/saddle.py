@@ -94,3 +94,34 @@ def escape_bars(result, start: str) -> alt.Chart:
 
 def _start_words(start: str) -> str:
     return "exactly the saddle" if start == "exact" else "the pushed start"
+
+
+WELL_ORDER = ["Gradient descent", "Momentum", "Adam"]
+_WELL_COLOR = alt.Color("label:N", title="racer", sort=WELL_ORDER,
+                        scale=alt.Scale(domain=WELL_ORDER, range=[PALETTE[0], PALETTE[3], PALETTE[5]]))
+
+
+def well_map(result, size: int = 420) -> alt.LayerChart:
+    """The double well's heat map with each racer's path (a core.diagnoses.local_minimum.Result)
+    and the two minima, the ridge and the start marked."""
+    base = heatmap(result.grid, value="loss", title="Lecture 2.2.1: rolling past a local minimum",
+                   scheme="viridis", size=size)
+    path = alt.Chart(result.frame).encode(
+        x="x:Q", y="y:Q", order="step:Q", color=_WELL_COLOR, detail="label:N",
+        tooltip=["label", "step", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("loss:Q", format=".4f")])
+    marks = (alt.Chart(result.marks).mark_point(shape="diamond", size=90, color="white", strokeWidth=2)
+             .encode(x="x:Q", y="y:Q", tooltip=["label", alt.Tooltip("x:Q", format=".3f")]))
+    over = alt.layer(path.mark_line(strokeWidth=2, clip=True), path.mark_point(size=14, filled=True, clip=True),
+                     marks)
+    return alt.layer(base, over).resolve_scale(color="independent")
+
+
+def well_loss(result) -> alt.Chart:
+    """Loss per step of each racer on the double well."""
+    return (
+        alt.Chart(result.frame, title="Loss per step on the double well")
+        .mark_line()
+        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+                color=_WELL_COLOR, tooltip=["label", "step", alt.Tooltip("loss:Q", format=".4f")])
+        .properties(width=WIDTH, height=HEIGHT)
+    )
