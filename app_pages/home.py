@@ -3,11 +3,13 @@ import streamlit as st
 
 from core.charts import bars, scatter_2d
 from core.data import DataError
-from core.overview import project_2d, summary
+from core.overview import feature_table, project_2d, scale_spread, summary
+from ui.data_checks import show_data_checks
 from ui.export import show_chart
 from ui.pages import DIAGNOSES
 from ui.runner import load_dataset
 from ui.state import current_setup
+from ui.verdict import escape_markdown
 
 st.title("TrainScope")
 st.markdown(
@@ -20,11 +22,14 @@ setup = current_setup()
 try:
     data = load_dataset(setup.data, setup.seed)
 except DataError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)), icon=":material/error:")
     data = None
 
 if data is not None:
-    st.subheader(f"Dataset: {data.name}")
+    # A built-in name is ours; a file's name is the user's and is shown literally.
+    shown_name = data.name if setup.data.builtin is not None else escape_markdown(data.name)
+    st.subheader(f"Dataset: {shown_name}")
+    show_data_checks(setup, key="home")
     left, right = st.columns([1, 2])
     with left:
         st.dataframe(summary(data), hide_index=True)
@@ -37,8 +42,24 @@ if data is not None:
                            projection.frame.columns[2], title=title,
                            quantitative_color=data.task == "regression")
         show_chart(chart, "home", "scatter")
+
+    st.markdown("##### Feature scales")
+    table = feature_table(data)
+    st.dataframe(
+        table, hide_index=True,
+        column_config={
+            "missing": st.column_config.NumberColumn(
+                "missing", format="percent",
+                help="Share of the file's rows where this column was empty (those rows were dropped)."),
+            **{c: st.column_config.NumberColumn(c, format="%.4g") for c in ("min", "max", "mean", "std")},
+        },
+    )
+    spread = scale_spread(table)
+    if spread:
+        st.caption(escape_markdown(spread + " The Feature scaling page (lecture 5.2) shows what a wide "
+                                            "spread does to training."))
     for note in data.notes:
-        st.info(note, icon=":material/info:")
+        st.info(escape_markdown(note), icon=":material/info:")
     with st.expander("Preview (first 50 rows)"):
         st.dataframe(data.frame().head(50))
 

@@ -16,14 +16,42 @@ import streamlit as st
 
 from core.data import DataError, Dataset
 from core.lab import DataSpec, LabSetup, load_data
+from ui.verdict import escape_markdown
 
 log = logging.getLogger("trainscope")
 
 
-@st.cache_data(show_spinner="Loading data…", max_entries=16)
-def load_dataset(spec: DataSpec, seed: int) -> Dataset:
-    """Load (and cache) the dataset a DataSpec names."""
+def upload_limit_mb() -> int:
+    """The largest upload the server accepts, in MB (server.maxUploadSize)."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def missing_file_message(name: str = "") -> str:
+    """Why there is no data while "Upload CSV" is chosen: no file yet, or the one the URL names is gone."""
+    limit = upload_limit_mb()
+    if name:
+        return (f"The file '{name}' named in this page's address is no longer loaded: uploaded files are "
+                "not kept when the page is reloaded or the link is opened elsewhere. Upload it again in "
+                f"the sidebar (CSV, up to {limit} MB) to continue with it.")
+    return (f"No file is loaded yet. Upload a CSV file in the sidebar (up to {limit} MB); a larger file "
+            "is refused by the uploader and not loaded.")
+
+
+# Small: an entry holds a whole dataset (a 50 MB file makes ~50 MB of float32), and each hit
+# unpickles a copy of it.
+@st.cache_data(show_spinner="Loading data…", max_entries=4)
+def _load_cached(spec: DataSpec, seed: int) -> Dataset:
     return load_data(spec, seed)
+
+
+def load_dataset(spec: DataSpec, seed: int) -> Dataset:
+    """Load (and cache) the dataset a DataSpec names; raises DataError with a message for the page.
+
+    A CSV is loaded whole; its seed plays no part, so changing the lab seed does not reload it.
+    """
+    if spec.builtin is None and spec.csv_bytes is None:
+        raise DataError(missing_file_message(spec.csv_name))
+    return _load_cached(spec, seed if spec.builtin is not None else 0)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -69,9 +97,9 @@ def run_diagnosis(
     try:
         return _run_cached(f"{fn.__module__}.{fn.__qualname__}", setup, config, label, needs_data)
     except (DataError, ValueError) as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))  # messages quote file and column names: show them literally
     except Exception as exc:  # noqa: BLE001 - the user gets a message, the log gets the trace
         log.exception("diagnosis %s failed", fn.__qualname__)
-        st.error(f"The diagnosis stopped on an internal error ({type(exc).__name__}: {exc}). "
-                 "Try another setting; the details are in the server log.")
+        st.error(escape_markdown(f"The diagnosis stopped on an internal error ({type(exc).__name__}: {exc}). "
+                                 "Try another setting; the details are in the server log."))
     return None
