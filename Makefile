@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false --server.address $(or $(ADDRESS),localhost)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

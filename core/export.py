@@ -11,6 +11,7 @@ integer columns stay integers, and a text cell or header that a spreadsheet woul
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import altair as alt
@@ -43,10 +44,28 @@ def chart_to_svg(chart: alt.TopLevelMixin) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+class _ScriptSafeJSON(json.JSONEncoder):
+    """JSON that can sit inside a <script> element: <, > and & inside strings become \\u escapes.
+
+    A column named `</script><script>...` would otherwise close the page's script and run its own.
+    JSON's own punctuation never holds these characters, so only string contents change, and a
+    JSON parser reads back the same values.
+    """
+
+    def iterencode(self, o, _one_shot=False):
+        for chunk in super().iterencode(o, _one_shot):
+            yield chunk.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# The exported page's "..." menu keeps its PNG/SVG saves but not "Open in Vega Editor", which
+# would send the chart and its data to a public web site.
+_EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+
+
 def chart_to_html(chart: alt.TopLevelMixin) -> bytes:
-    """A standalone HTML page with vega inlined, so it opens offline."""
+    """A standalone HTML page with vega inlined, so it opens offline; names cannot inject script."""
     buf = io.StringIO()
-    chart.save(buf, format="html", inline=True)
+    chart.save(buf, format="html", inline=True, json_kwds={"cls": _ScriptSafeJSON}, embed_options=_EMBED_OPTIONS)
     return buf.getvalue().encode("utf-8")
 
 

@@ -12,6 +12,7 @@ from ui.state import current_setup
 
 
 CHART_MEMO_KEY = "_chart_memo"  # session state: chart key -> (inputs, built chart)
+FROM_LAB = object()  # default of show_chart's dataset/seed: the lab dataset and seed the sidebar chose
 
 
 def show_chart(
@@ -20,8 +21,14 @@ def show_chart(
     name: str,
     key: str | None = None,
     memo: Hashable | None = None,
+    dataset: str | None | object = FROM_LAB,
+    seed: int | None | object = FROM_LAB,
 ) -> None:
     """Draw a chart and its export buttons; file names say page, chart, dataset and seed.
+
+    File names carry only the chart's own inputs: a chart of the lab data keeps the defaults; a
+    chart that reads no dataset passes `dataset=None` or its own input's name (a toy surface:
+    `dataset="monkey saddle"`), and one that draws no random numbers passes `seed=None`.
 
     The bytes are made only when a button is clicked (a callable `data`), so drawing a page
     never pays for rendering PNGs nobody asked for. Pass a zero-argument builder and `memo`
@@ -33,9 +40,11 @@ def show_chart(
         chart = _memo_build(key, chart, memo)
     st.altair_chart(chart)
     setup = current_setup()
+    dataset = setup.data.label if dataset is FROM_LAB else dataset
+    seed = setup.seed if seed is FROM_LAB else seed
     with st.container(horizontal=True, gap="small"):
         for fmt in FORMATS:
-            _button(chart, fmt, page, name, key, setup)
+            _button(chart, fmt, key, file_name(page, name, dataset, seed, fmt))
 
 
 def _memo_build(key: str, build: Callable[[], alt.TopLevelMixin], memo: Hashable | None) -> alt.TopLevelMixin:
@@ -51,11 +60,11 @@ def _memo_build(key: str, build: Callable[[], alt.TopLevelMixin], memo: Hashable
     return chart
 
 
-def _button(chart, fmt, page, name, key, setup) -> None:
+def _button(chart, fmt, key, name) -> None:
     st.download_button(
         fmt.upper(),
         data=partial(chart_bytes, chart, fmt),
-        file_name=file_name(page, name, setup.data.label, setup.seed, fmt),
+        file_name=name,
         mime=MIME[fmt],
         key=f"export_{key}_{fmt}",
         on_click="ignore",

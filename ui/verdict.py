@@ -1,5 +1,7 @@
-"""The verdict box every page ends with."""
+"""The verdict box every page ends with, and the escaping that keeps its text literal."""
 from __future__ import annotations
+
+import re
 
 import streamlit as st
 
@@ -9,8 +11,38 @@ _BOX = {"good": st.success, "info": st.info, "warning": st.warning, "problem": s
 _ICON = {"good": ":material/check_circle:", "info": ":material/info:", "warning": ":material/warning:",
          "problem": ":material/error:"}
 
+# CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it switches off
+# every Markdown construct: emphasis, links and autolinks, HTML, headings, lists, code, KaTeX ($),
+# and Streamlit's :color[...] directives.
+_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
+# Streamlit rewrites some text *after* parsing, where escapes no longer count: ":name:" emoji and
+# ":material/name:" icon shortcodes, and " -> ", " <- ", " -- ", " >= " ... typographic arrows.
+# An invisible word joiner (U+2060) after such a colon and between such symbols breaks them.
+_SHORTCODE = re.compile(r":(?=[^\s:])")
+_SYMBOL_PAIR = re.compile(r"(?<=[-<>~=])(?=[-<>~=])")
+WORD_JOINER = "\u2060"
+
+
+def escape_markdown(text: str) -> str:
+    """`text` as Markdown that Streamlit shows literally, on one line.
+
+    Line breaks and tabs become spaces (a name with a newline would start a new block).
+
+    >>> escape_markdown("**x** [a](b) $y$")
+    '\\\\*\\\\*x\\\\*\\\\* \\\\[a\\\\]\\\\(b\\\\) \\\\$y\\\\$'
+    """
+    text = re.sub(r"[\r\n\t\v\f]+", " ", str(text))
+    text = _SYMBOL_PAIR.sub(WORD_JOINER, text)
+    text = _SHORTCODE.sub(":" + WORD_JOINER, text)
+    return _PUNCT.sub(r"\\\1", text)
+
 
 def show_verdict(verdict: Verdict) -> None:
-    """A coloured box with the verdict sentence and, below it, what to try next."""
-    text = verdict.text + (f"\n\n**Try next:** {verdict.advice}" if verdict.advice else "")
+    """A coloured box with the verdict sentence and, below it, what to try next.
+
+    The sentences may quote file, column and class names, so they are shown as literal text.
+    """
+    text = escape_markdown(verdict.text)
+    if verdict.advice:
+        text += f"\n\n**Try next:** {escape_markdown(verdict.advice)}"
     _BOX.get(verdict.kind, st.info)(text, icon=_ICON.get(verdict.kind))

@@ -51,11 +51,11 @@ def safe_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     fields: dict[str, str] = {}
     for name, field in zip(real, renamed):
         fields.setdefault(name, field)
-    if renamed == list(frame.columns):
+    if renamed == list(frame.columns) and all(map(is_plain, real)):
         return frame, fields
     data = frame.copy(deep=False)
     data.columns = renamed
-    data.attrs = {**frame.attrs, FIELDS_ATTR: {f: r for f, r in zip(renamed, real) if f != r}}
+    data.attrs = {**frame.attrs, FIELDS_ATTR: {f: r for f, r in zip(renamed, real) if not is_plain(r)}}
     return data, fields
 
 
@@ -69,7 +69,29 @@ def _field(fields: dict[str, str], name: str) -> str:
 
 def _tip(fields: dict[str, str], name: str, kind: str, **kw) -> alt.Tooltip:
     """A tooltip on the column `name`, titled with its real name."""
-    return alt.Tooltip(field=_field(fields, name), type=_TYPES[kind], title=str(name), **kw)
+    return alt.Tooltip(field=_field(fields, name), type=_TYPES[kind], title=expr_safe(name), **kw)
+
+
+def expr_safe(text) -> str:
+    """A channel or tooltip title that Vega-Lite may paste into a Vega expression.
+
+    Vega-Lite writes tooltip titles, and the titles in a mark's ARIA description, into expression
+    strings; it escapes quotes there but not backslashes, so `back\\slash\\` breaks the chart and
+    `\\frac` turns into a form feed. Backslashes are doubled here and line breaks (invalid inside an
+    expression string) become spaces. Axis and legend titles are plain text: give them the real
+    name (`axis=alt.Axis(title=name)`, `legend=alt.Legend(title=name)`), as the builders here do.
+    """
+    return re.sub(r"[\r\n]+", " ", str(text)).replace("\\", "\\\\")
+
+
+def _pos(channel, field: str, title, kind: str = "quantitative", axis: dict | None = None, **kw):
+    """An x or y channel on a safe field: the axis shows `title` as it is."""
+    return channel(field=field, type=kind, title=expr_safe(title), axis=alt.Axis(title=str(title), **(axis or {})), **kw)
+
+
+def _colour(field: str, title, kind: str = "nominal", **kw) -> alt.Color:
+    """A colour channel on a safe field: the legend shows `title` as it is."""
+    return alt.Color(field=field, type=kind, title=expr_safe(title), legend=alt.Legend(title=str(title)), **kw)
 
 
 def _kind(frame: pd.DataFrame, name: str) -> str:
@@ -103,15 +125,12 @@ def curves(
         data = data[data[x] > 0]
     data, f = safe_frame(data)
     enc = dict(
-        x=alt.X(field=_field(f, x), type="quantitative", title=x_title or str(x),
-                scale=alt.Scale(type="log") if log_x else alt.Undefined),
-        y=alt.Y(field=_field(f, y), type="quantitative", title=y_title or str(y),
-                scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
+        x=_pos(alt.X, _field(f, x), x_title or x, scale=alt.Scale(type="log") if log_x else alt.Undefined),
+        y=_pos(alt.Y, _field(f, y), y_title or y, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
         tooltip=([_tip(f, color, "N")] if color else []) + [_tip(f, x, "Q"), _tip(f, y, "Q")],
     )
     if color:
-        enc["color"] = alt.Color(field=_field(f, color), type="nominal", title=str(color),
-                                 scale=alt.Scale(range=PALETTE))
+        enc["color"] = _colour(_field(f, color), color, scale=alt.Scale(range=PALETTE))
     return alt.Chart(data, title=title).mark_line(clip=True).encode(**enc).properties(width=WIDTH, height=HEIGHT)
 
 
@@ -141,13 +160,13 @@ def heatmap(
         .mark_rect()
         .encode(
             # No grid lines: they would draw over the cells.
-            x=alt.X(field=fx, type="quantitative", title=x_title or str(x),
-                    scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False), axis=alt.Axis(grid=False)),
+            x=_pos(alt.X, fx, x_title or x, scale=alt.Scale(domain=[xs[0], xs[-1] + dx], nice=False),
+                   axis={"grid": False}),
             x2=alt.X2(field="_x2"),
-            y=alt.Y(field=fy, type="quantitative", title=y_title or str(y),
-                    scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False), axis=alt.Axis(grid=False)),
+            y=_pos(alt.Y, fy, y_title or y, scale=alt.Scale(domain=[ys[0], ys[-1] + dy], nice=False),
+                   axis={"grid": False}),
             y2=alt.Y2(field="_y2"),
-            color=alt.Color(field=fv, type="quantitative", title=str(value), scale=alt.Scale(scheme=scheme)),
+            color=_colour(fv, value, kind="quantitative", scale=alt.Scale(scheme=scheme)),
             tooltip=[_tip(f, x, "Q"), _tip(f, y, "Q"), _tip(f, value, "Q")],
         )
         .properties(width=size, height=size)
@@ -158,10 +177,10 @@ def paths(frame: pd.DataFrame, x: str = "x", y: str = "y", color: str = "optimiz
     """Optimizer paths as lines with a point per step, one colour per `color` value."""
     data, f = safe_frame(frame)
     base = alt.Chart(data).encode(
-        x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
-        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        x=_pos(alt.X, _field(f, x), x),
+        y=_pos(alt.Y, _field(f, y), y),
         order=alt.Order(field=_field(f, order), type="quantitative"),
-        color=alt.Color(field=_field(f, color), type="nominal", title=str(color), scale=alt.Scale(range=PALETTE)),
+        color=_colour(_field(f, color), color, scale=alt.Scale(range=PALETTE)),
         tooltip=[_tip(f, color, "N"), _tip(f, order, "Q"), _tip(f, x, "Q"), _tip(f, y, "Q")]
         + ([_tip(f, "loss", "Q")] if "loss" in frame else []),
     )
@@ -172,8 +191,8 @@ def markers(points: pd.DataFrame, x: str = "x", y: str = "y", label: str = "labe
     """Labelled markers (critical points, start, saddle) drawn over a map."""
     data, f = safe_frame(points)
     base = alt.Chart(data).encode(
-        x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
-        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        x=_pos(alt.X, _field(f, x), x),
+        y=_pos(alt.Y, _field(f, y), y),
         tooltip=[_tip(f, label, "N"), _tip(f, x, "Q"), _tip(f, y, "Q")],
     )
     dots = base.mark_point(shape=shape, size=120, filled=True, color="white", stroke="black", strokeWidth=1)
@@ -198,9 +217,9 @@ def scatter_2d(frame: pd.DataFrame, x: str, y: str, color: str, title: str = "",
         alt.Chart(data, title=title)
         .mark_circle(size=28, opacity=0.8)
         .encode(
-            x=alt.X(field=_field(f, x), type="quantitative", title=str(x)),
-            y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
-            color=alt.Color(field=_field(f, color), type=kind, title=str(color), scale=scale),
+            x=_pos(alt.X, _field(f, x), x),
+            y=_pos(alt.Y, _field(f, y), y),
+            color=_colour(_field(f, color), color, kind=kind, scale=scale),
             tooltip=tips,
         )
         .properties(width=WIDTH, height=380)
@@ -211,13 +230,12 @@ def bars(frame: pd.DataFrame, x: str, y: str, title: str = "", color: str | None
     """Vertical bars of `y` per category `x`."""
     data, f = safe_frame(frame)
     enc = dict(
-        x=alt.X(field=_field(f, x), type="nominal", title=str(x), sort=None),
-        y=alt.Y(field=_field(f, y), type="quantitative", title=str(y)),
+        x=_pos(alt.X, _field(f, x), x, kind="nominal", sort=None),
+        y=_pos(alt.Y, _field(f, y), y),
         tooltip=[_tip(f, x, "N"), _tip(f, y, "Q")],
     )
     if color:
-        enc["color"] = alt.Color(field=_field(f, color), type="nominal", title=str(color),
-                                 scale=alt.Scale(range=PALETTE))
+        enc["color"] = _colour(_field(f, color), color, scale=alt.Scale(range=PALETTE))
     return alt.Chart(data, title=title).mark_bar().encode(**enc).properties(width=WIDTH, height=240)
 
 
@@ -229,7 +247,7 @@ def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins:
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
-            x=alt.X(field="bin_start", type="quantitative", title=str(x_title), bin="binned"),
+            x=_pos(alt.X, "bin_start", x_title, bin="binned"),
             x2=alt.X2(field="bin_end"),
             y=alt.Y(field="count", type="quantitative", title="count"),
             tooltip=[alt.Tooltip(field=c, type="quantitative") for c in ("bin_start", "bin_end", "count")],
@@ -245,9 +263,9 @@ def shaded_windows(windows: pd.DataFrame, start: str = "start", end: str = "end"
         alt.Chart(data)
         .mark_rect(opacity=0.18)
         .encode(
-            x=alt.X(field=_field(f, start), type="quantitative", title=str(start)),
+            x=_pos(alt.X, _field(f, start), start),
             x2=alt.X2(field=_field(f, end)),
-            color=alt.Color(field=_field(f, label), type="nominal", title=str(label), scale=alt.Scale(range=PALETTE[3:])),
+            color=_colour(_field(f, label), label, scale=alt.Scale(range=PALETTE[3:])),
             tooltip=[_tip(f, label, "N"), _tip(f, start, "Q"), _tip(f, end, "Q")],
         )
     )
