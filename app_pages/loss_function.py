@@ -46,6 +46,8 @@ with st.form("loss_function_form"):
              "every row of the other classes starts confidently wrong (half of a balanced two-class set).")
     margin = c3.slider("Logit margin M", 0.0, 20.0, DEFAULT.margin, 0.5, key="loss_function_margin",
                        help="For the wrong start, and the picture's start (y1, y2) = (-M/2, M/2).")
+    seeds = c2.number_input("Seeds (initial weights)", 1, 20, DEFAULT.seeds, key="loss_function_seeds",
+                            help="Each loss trains from this many initial weights; claims must hold across them.")
     raw_mse = c3.toggle("Also raw outputs + MSE", DEFAULT.raw_mse, key="loss_function_raw_mse",
                         help="Classification treated as regression: the outputs, without softmax, against the "
                              "one-hot target.")
@@ -58,7 +60,7 @@ with st.form("loss_function_form"):
 
 config = Config(optimizer=optimizer, lr=float(lr), steps=int(steps), raw_mse=bool(raw_mse),
                 wrong_start=bool(wrong_start), margin=float(margin), goal=float(goal),
-                picture_lr=float(picture_lr), picture_steps=int(picture_steps))
+                picture_lr=float(picture_lr), picture_steps=int(picture_steps), seeds=int(seeds))
 result = run_diagnosis(run, setup, config, label="Training")
 
 
@@ -73,16 +75,26 @@ def show_training(result) -> None:
                    f"{CONFIDENT:.0%} or more.")
     rows = result.summary.set_index("run")
     cols = st.columns(len(rows))
-    for col, (label, row) in zip(cols, rows.iterrows()):
-        reached = row["steps to goal"]
-        col.metric(label, f"{row['final accuracy']:.0%}",
-                   f"goal in {reached} steps" if not _missing(reached) else "goal not reached",
+    for col, (key, row) in zip(cols, rows.iterrows()):
+        reached = row["steps_to_goal"]
+        seeds = int(row["seeds"])
+        col.metric(RUN_LABELS[key], f"{row['final_accuracy']:.0%}",
+                   f"goal held from step {reached:.0f}" if not _missing(reached)
+                   else f"goal reached in {int(row['reached_goal'])} of {seeds} seeds",
                    delta_color="normal" if not _missing(reached) else "inverse",
-                   help=f"Final training accuracy after {row['steps run']} steps; goal {result.goal:.0%}.")
-    st.dataframe(rows, column_config={c: st.column_config.NumberColumn(format="percent") for c in
-                                      ("start accuracy", "final accuracy", "final validation accuracy")})
-    st.caption("Steps on the start: steps until the accuracy rose 5 points above where it began. "
-               "Start gradient norm: the size of the first full-batch gradient.")
+                   help=f"Mean final training accuracy over {seeds} seed(s) after {row['steps_run']} steps; "
+                        f"goal {result.goal:.0%}.")
+    st.dataframe(result.summary.drop(columns=["run"]), hide_index=True, column_config={
+        "label": "Loss", "seeds": "Seeds", "reached_goal": "Seeds reaching the goal",
+        "steps_to_goal": st.column_config.NumberColumn("Steps to reach and hold the goal (mean)", format="%.1f"),
+        **{c: st.column_config.NumberColumn(c.replace("_", " ").capitalize(), format="percent")
+           for c in ("start_accuracy", "final_accuracy", "final_accuracy_sd", "final_val_accuracy")},
+        "start_grad_norm": st.column_config.NumberColumn("Start gradient norm", format="%.3g"),
+        "steps_run": "Steps run"})
+    st.caption("Steps to reach and hold the goal: the first step from which the training accuracy stays at or "
+               "above the goal to the end (mean over the seeds that reached it). Seeds vary the initial weights; "
+               "a difference is claimed only when it holds across them. Start gradient norm: the size of the "
+               "first full-batch gradient.")
     show_chart(lambda: training_curves(result, "accuracy"), PAGE, "accuracy", memo=(setup, config))
     left, right = st.columns(2)
     with left:

@@ -18,33 +18,43 @@ _TITLES = {
 }
 
 
+def _run_color(labels) -> alt.Color:
+    """One colour per loss actually shown: the legend lists only the runs that were trained."""
+    shown = [label for label in RUN_ORDER if label in set(labels)]
+    colors = [PALETTE[RUN_ORDER.index(label)] for label in shown]
+    return alt.Color("label:N", title="loss", sort=shown, scale=alt.Scale(domain=shown, range=colors))
+
+
 def training_curves(result, column: str) -> alt.Chart | alt.LayerChart:
-    """One line per loss of `column` ("accuracy", "loss" or "grad_norm") against the step.
+    """The mean over seeds of `column` ("accuracy", "loss" or "grad_norm") per loss against the
+    step, with a band from the lowest to the highest seed.
 
     Loss and gradient norm use a log axis (the runs differ by orders of magnitude); accuracy gets
-    a dashed rule at the verdict's goal. NaN/inf (a diverged run) and non-positive values on a
-    log axis are left out, so a diverged run still draws the part before it diverged.
+    a dashed rule at the verdict's goal. NaN/inf and non-positive values on a log axis are left
+    out, so a diverged run still draws the part before it diverged.
     """
     title, y_title = _TITLES[column]
     log = column != "accuracy"
-    frame = result.curves[["run", "step", column]]
-    frame = frame[frame[column].notna() & (frame[column].abs() != float("inf"))]
+    frame = result.bands[result.bands["measure"] == column][["label", "step", "mean", "low", "high"]]
+    frame = frame[frame["mean"].notna() & (frame["mean"].abs() != float("inf"))]
     if log:
-        frame = frame[frame[column] > 0]
-    y = alt.Y(f"{column}:Q", title=y_title,
-              scale=alt.Scale(type="log") if log else alt.Scale(domain=[0, 1]))
-    lines = (
-        alt.Chart(frame, title=title)
-        .mark_line(clip=True)
-        .encode(x=alt.X("step:Q", title="step (full-batch update)"), y=y, color=_RUN_COLOR,
-                tooltip=["run", "step", alt.Tooltip(f"{column}:Q", format=".4g")])
-        .properties(width=WIDTH, height=HEIGHT)
-    )
-    if column != "accuracy":
-        return lines
-    goal = pd.DataFrame({"goal": [result.goal]})
-    rule = alt.Chart(goal).mark_rule(strokeDash=[6, 4], color="gray").encode(y="goal:Q", tooltip=["goal"])
-    return lines + rule
+        frame = frame[(frame["mean"] > 0) & (frame["low"] > 0)]
+    scale = alt.Scale(type="log") if log else alt.Scale(domain=[0, 1])
+    color = _run_color(frame["label"])
+    seeds = int(result.summary["seeds"].max()) if len(result.summary) else 1
+    base = alt.Chart(frame, title=title + (f" (mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""))
+    x = alt.X("step:Q", title="step (full-batch update)")
+    lines = base.mark_line(clip=True).encode(
+        x=x, y=alt.Y("mean:Q", title=y_title, scale=scale), color=color,
+        tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
+                 alt.Tooltip("high:Q", format=".4g")])
+    band = base.mark_area(opacity=0.18, clip=True).encode(x=x, y=alt.Y("low:Q", scale=scale), y2="high:Q",
+                                                          color=color)
+    layers = [band, lines] if seeds > 1 else [lines]
+    if column == "accuracy":
+        goal = pd.DataFrame({"goal": [result.goal]})
+        layers.append(alt.Chart(goal).mark_rule(strokeDash=[6, 4], color="gray").encode(y="goal:Q", tooltip=["goal"]))
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)
 
 
 def loss_map(result, loss_function: str, size: int = 340) -> alt.LayerChart:
@@ -72,7 +82,7 @@ def path_probability(result) -> alt.Chart:
     """Probability of the right class along each picture path, against the step."""
     frame = result.paths[["loss function", "step", "p_correct", "grad_norm"]]
     return (
-        alt.Chart(frame, title="Along the paths: probability of the right class")
+        alt.Chart(frame, title=alt.TitleParams("Probability of the right class along each path", anchor="start"))
         .mark_line(point=alt.OverlayMarkDef(size=14))
         .encode(
             x=alt.X("step:Q", title="gradient-descent step on the picture"),

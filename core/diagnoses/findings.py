@@ -13,6 +13,7 @@ never say "faster" when the numbers say slower.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -104,7 +105,9 @@ def compare(measure: str, a: str, a_samples: Sequence[float], b: str, b_samples:
             if spread_a == 0 and spread_b == 0:
                 clear = diff != 0
             else:
-                p = float(stats.ttest_ind(fa, fb, equal_var=False).pvalue)
+                with warnings.catch_warnings():  # near-identical samples: scipy warns, p is still usable
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    p = float(stats.ttest_ind(fa, fb, equal_var=False).pvalue)
                 clear = p < SIGNIFICANCE
         else:
             used_noise = float(noise) if noise is not None else max(spread_a, spread_b)

@@ -16,7 +16,6 @@ cross-entropy gradient ~1.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -28,8 +27,11 @@ from torch import nn
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.lab import LabSetup, build_model
-from core.train import OPTIMIZERS, TrainConfig, check_dataset_size, evaluate, make_loss, split_data, train
+from core.diagnoses.findings import Comparison, compare
+from core.diagnoses.words import capital, divergence_sentence
+from core.lab import LabSetup
+from core.runs import build, prepare_split, run_model, seeds_for
+from core.train import OPTIMIZERS, TrainConfig, check_dataset_size
 
 # Runs in the order they are drawn; the keys are core.train.make_loss names.
 RUN_LABELS = {"cross_entropy": "cross-entropy", "softmax_mse": "softmax + MSE", "mse": "raw outputs + MSE"}
@@ -55,6 +57,7 @@ class Config:
     picture_steps: int = 100  # steps of each path on the picture
     picture_extent: float = 10.0  # the picture covers [-extent, extent]^2 in (y1, y2), as in the lecture
     picture_points: int = 61  # grid points per axis of each heat map
+    seeds: int = 3  # initial weights per loss (the lab seed and the next ones); claims must hold across them
 
 
 @dataclass(eq=False)
@@ -63,10 +66,11 @@ class Result:
 
     task: str  # the dataset's task; training runs only for "classification"
     trained: bool  # False when the dataset is a regression set (nothing was trained)
-    curves: pd.DataFrame  # run, step, loss, accuracy, val_accuracy, grad_norm (step 0 = before training)
-    summary: pd.DataFrame  # one row per run: start/final accuracy, steps to goal, steps on the start, ...
+    curves: pd.DataFrame  # run (key), label, seed, step, loss, accuracy, val_accuracy, grad_norm (step 0 = start)
+    bands: pd.DataFrame  # run, label, step, measure, mean, low, high: over seeds, for the charts
+    summary: pd.DataFrame  # one row per run key: means over seeds (see _summary)
     goal: float  # the accuracy the steps-to-goal column counts to
-    diverged: dict[str, int]  # run label -> step where its loss or gradient became NaN/inf
+    diverged: dict[str, int]  # run key -> divergence step (core.rules) of the lab seed's run
     messages: list[str]  # one divergence sentence per diverged run
     wrong_class: str | None  # the class every row starts out predicting (wrong start), else None
     wrong_share: float  # share of training rows confidently wrong before training (p_wrong >= CONFIDENT)
@@ -76,6 +80,7 @@ class Result:
     paths: pd.DataFrame  # loss function, step, y1, y2, loss, grad_norm, p_correct: descent on the picture
     softmax_table: pd.DataFrame  # z, softmax([z, 0])[0], sigmoid(z), abs difference
     softmax_max_diff: float
+    findings: "Findings | None"
     verdict: Verdict
 
 
@@ -97,6 +102,10 @@ def validate(config: Config) -> None:
         raise ValueError("The picture's extent must be between 0 and 100.")
     if not 5 <= config.picture_points <= 201:
         raise ValueError("The picture needs between 5 and 201 grid points per axis.")
+    if not 1 <= config.seeds <= 20:
+        raise ValueError("Use between 1 and 20 seeds.")
+    if config.seeds * config.steps > 20_000:
+        raise ValueError("At most 20,000 updates per loss in all (seeds x steps): lower one of them.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +246,7 @@ def confidently_wrong_share(model: nn.Module, X: np.ndarray, y: np.ndarray, leve
     return float(np.mean(p_wrong.max(axis=1) >= level))
 
 
-def _run_frame(label: str, start: tuple[float, float], history) -> pd.DataFrame:
+def _run_frame(key: str, seed: int, start: tuple[float, float, float], history) -> pd.DataFrame:
     # Row k: the model after k updates. Loss and accuracy come from the per-epoch evaluations
     # (one step per epoch); the gradient norm at k is the one step k+1 was taken with.
     ep = history.epochs
@@ -246,7 +255,9 @@ def _run_frame(label: str, start: tuple[float, float], history) -> pd.DataFrame:
     g = history.steps["grad_norm"].to_numpy(dtype=float)[:n]
     grad[: len(g)] = g
     return pd.DataFrame({
-        "run": label,
+        "run": key,
+        "label": RUN_LABELS[key],
+        "seed": seed,
         "step": np.arange(n),
         "loss": np.r_[start[0], ep["train_loss"].to_numpy(dtype=float)],
         "accuracy": np.r_[start[1], ep["train_metric"].to_numpy(dtype=float)],
@@ -256,13 +267,31 @@ def _run_frame(label: str, start: tuple[float, float], history) -> pd.DataFrame:
 
 
 def first_step_at(curve: pd.DataFrame, level: float) -> int | None:
-    """First step whose training accuracy is at least `level`, None if never."""
-    hit = curve.loc[curve["accuracy"] >= level - 1e-12, "step"]
-    return int(hit.iloc[0]) if len(hit) else None
+    """First step from which the training accuracy stays at or above `level` to the end of the
+    run (reached and held: a run that touches the goal and falls back has not reached it)."""
+    acc = curve["accuracy"].to_numpy(dtype=float)
+    below = np.flatnonzero(~(acc >= level - 1e-12))
+    if not len(acc) or (len(below) and below[-1] == len(acc) - 1):
+        return None
+    first = int(below[-1]) + 1 if len(below) else 0
+    return int(curve["step"].iloc[first])
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The comparison of cross-entropy with softmax + MSE, decided before any wording."""
+
+    steps: Comparison  # steps to reach and hold the goal (fewer is better; never = budget + 1)
+    final: Comparison  # final training accuracy (higher is better)
+    diverged: dict  # run key -> divergence step of the lab seed's run
+    best_final: float  # the best mean final training accuracy of any run
+    chance: float
+    n_seeds: int
 
 
 def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
-    """Train the lab model with each loss from the same start and build the lecture's picture.
+    """Train the lab model with each loss from the same start, over `config.seeds` initial weights,
+    and build the lecture's picture.
 
     On a regression dataset nothing is trained (`trained` is False) and the verdict says why;
     the picture and the softmax table are still there.
@@ -281,45 +310,45 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
                                   "regression dataset: its target is a number, so there are no classes, no softmax "
                                   "and no cross-entropy. Mean squared error is the right loss for it.",
                           "Switch to a built-in classification set (moons, iris, ...) to compare the losses.")
-        return Result(task=data.task, trained=False, curves=pd.DataFrame(), summary=pd.DataFrame(), goal=config.goal,
-                      diverged={}, messages=[], wrong_class=None, wrong_share=float("nan"), chance=float("nan"),
-                      n_train=0, verdict=verdict, **common)
+        return Result(task=data.task, trained=False, curves=pd.DataFrame(), bands=pd.DataFrame(),
+                      summary=pd.DataFrame(), goal=config.goal, diverged={}, messages=[], wrong_class=None,
+                      wrong_share=float("nan"), chance=float("nan"), n_train=0, findings=None, verdict=verdict,
+                      **common)
 
     check_dataset_size(data)
-    split = split_data(data, "standard", 0.2, setup.seed)
+    split = prepare_split(data, setup)
     k = split.n_classes
-    base = build_model(setup, split.n_features, k)
-    wrong_class = None
-    if config.wrong_start:
-        wrong_class = data.class_names[confidently_wrong_init(base, split.y_train, k, config.margin)]
-    wrong_share = confidently_wrong_share(base, split.X_train, split.y_train)
-    chance = float(np.bincount(split.y_train, minlength=k).max() / len(split.y_train))
-
     names = [n for n in RUN_LABELS if n != "mse" or config.raw_mse]
+    seeds = seeds_for(setup, config.seeds)
     frames, diverged, messages = [], {}, []
-    for i, name in enumerate(names):
-        label = RUN_LABELS[name]
-        model = copy.deepcopy(base)  # same initial weights for every loss
-        loss_fn = make_loss(name, "classification", k)
-        loss0, acc0 = evaluate(model, split.X_train, split.y_train, "classification", loss_fn)
-        _, val0 = evaluate(model, split.X_val, split.y_val, "classification", loss_fn)
-        step_progress = sub_progress(progress, i / len(names), (i + 1) / len(names))
+    wrong_class, wrong_share = None, float("nan")
+    jobs = [(seed, name) for seed in seeds for name in names]
+    for i, (seed, name) in enumerate(jobs):
+        base = build(setup, split, seed=seed)
+        if config.wrong_start:
+            wrong_class = data.class_names[confidently_wrong_init(base, split.y_train, k, config.margin)]
+        if seed == setup.seed and name == names[0]:
+            wrong_share = confidently_wrong_share(base, split.X_train, split.y_train)
         tc = TrainConfig(optimizer=config.optimizer, lr=config.lr, max_steps=config.steps, batch_size=None,
-                         loss=name, seed=setup.seed)
-        history = train(model, split, tc, on_step=lambda s, total, _l, f=step_progress, lab=label: f(s / total, lab))
-        frames.append(_run_frame(label, (loss0, acc0, val0), history))
-        if history.diverged_at is not None:
-            diverged[label] = int(history.diverged_at)
-            messages.append(f"{label[0].upper()}{label[1:]} diverged at step {history.diverged_at}: its loss or gradient became NaN or "
-                            "infinite, so its curves stop there. Lower the learning rate.")
+                         loss=name, seed=seed)
+        rec = run_model(split, setup, tc, key=name, model=base,
+                        on_progress=sub_progress(progress, i / len(jobs), (i + 1) / len(jobs)),
+                        message=f"{RUN_LABELS[name]}, seed {seed}")
+        s0 = rec.start
+        frames.append(_run_frame(name, seed, (s0.train_loss, s0.train_metric, s0.val_metric), rec.history))
+        if seed == setup.seed and rec.divergence is not None:
+            diverged[name] = rec.divergence.step
+            messages.append(divergence_sentence(rec.divergence, capital(RUN_LABELS[name])))
     progress(1.0, "done")
     curves = pd.concat(frames, ignore_index=True)
+    chance = float(np.bincount(split.y_train, minlength=k).max() / len(split.y_train))
     goal = _goal(curves, config.goal, chance)
-    summary = _summary(curves, goal, diverged)
-    verdict = _verdict(summary, goal, config, chance, diverged)
-    return Result(task=data.task, trained=True, curves=curves, summary=summary, goal=goal, diverged=diverged,
-                  messages=messages, wrong_class=wrong_class, wrong_share=wrong_share, chance=chance,
-                  n_train=len(split.y_train), verdict=verdict, **common)
+    summary = _summary(curves, goal, config.steps)
+    findings = find(curves, summary, goal, config, chance, diverged, len(seeds))
+    return Result(task=data.task, trained=True, curves=curves, bands=_bands(curves), summary=summary, goal=goal,
+                  diverged=diverged, messages=messages, wrong_class=wrong_class, wrong_share=wrong_share,
+                  chance=chance, n_train=len(split.y_train), findings=findings,
+                  verdict=make_verdict(findings, summary, goal, config), **common)
 
 
 def _goal(curves: pd.DataFrame, wanted: float, chance: float) -> float:
@@ -332,72 +361,118 @@ def _goal(curves: pd.DataFrame, wanted: float, chance: float) -> float:
     return math.floor(100 * (chance + 0.9 * max(best - chance, 0.0))) / 100
 
 
-def _summary(curves: pd.DataFrame, goal: float, diverged: dict[str, int]) -> pd.DataFrame:
+def _per_seed(curves: pd.DataFrame, goal: float, budget: int) -> pd.DataFrame:
+    """One row per (run, seed): steps to reach and hold the goal (budget + 1 when never), final accuracy."""
     rows = []
-    for label, curve in curves.groupby("run", sort=False):
-        acc = curve["accuracy"].to_numpy(dtype=float)
-        left = first_step_at(curve, acc[0] + LEFT_START)
+    for (key, seed), curve in curves.groupby(["run", "seed"], sort=False):
         finite = curve[np.isfinite(curve["accuracy"])]
-        rows.append({
-            "run": label,
-            "start accuracy": acc[0],
-            "final accuracy": float(finite["accuracy"].iloc[-1]),
-            "final validation accuracy": float(finite["val_accuracy"].iloc[-1]),
-            "steps to goal": first_step_at(curve, goal),
-            "steps on the start": left if left is not None else int(curve["step"].iloc[-1]),
-            "start gradient norm": float(curve["grad_norm"].iloc[0]),
-            "steps run": int(finite["step"].iloc[-1]),
-            "diverged at": diverged.get(label),
-        })
-    # Nullable integers: "never reached" and "did not diverge" show as empty, not as NaN floats.
-    return pd.DataFrame(rows).astype({"steps to goal": "Int64", "diverged at": "Int64"})
+        reached = first_step_at(finite, goal)
+        rows.append(dict(run=key, seed=seed, reached=reached is not None,
+                         steps_to_goal=reached if reached is not None else budget + 1,
+                         final_accuracy=float(finite["accuracy"].iloc[-1]),
+                         final_val_accuracy=float(finite["val_accuracy"].iloc[-1]),
+                         start_accuracy=float(curve["accuracy"].iloc[0]),
+                         start_grad_norm=float(curve["grad_norm"].iloc[0]),
+                         steps_run=int(finite["step"].iloc[-1])))
+    return pd.DataFrame(rows)
+
+
+def _summary(curves: pd.DataFrame, goal: float, budget: int) -> pd.DataFrame:
+    """One row per loss (stable key `run`, display `label`): means over seeds."""
+    per = _per_seed(curves, goal, budget)
+    rows = []
+    for key, g in per.groupby("run", sort=False):
+        held = g.loc[g["reached"], "steps_to_goal"]
+        rows.append(dict(
+            run=key, label=RUN_LABELS[key], seeds=len(g), reached_goal=int(g["reached"].sum()),
+            steps_to_goal=float(held.mean()) if len(held) == len(g) else float("nan"),
+            start_accuracy=float(g["start_accuracy"].mean()), final_accuracy=float(g["final_accuracy"].mean()),
+            final_accuracy_sd=float(g["final_accuracy"].std(ddof=1)) if len(g) > 1 else 0.0,
+            final_val_accuracy=float(g["final_val_accuracy"].mean()),
+            start_grad_norm=float(g["start_grad_norm"].mean()), steps_run=int(g["steps_run"].min()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def _bands(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean and min/max over seeds per (run, step) and measure, for the charts' lines and bands."""
+    out = []
+    for measure in ("accuracy", "loss", "grad_norm"):
+        g = curves.groupby(["run", "label", "step"], sort=False)[measure]
+        out.append(pd.DataFrame({"mean": g.mean(), "low": g.min(), "high": g.max()}).reset_index()
+                   .assign(measure=measure))
+    return pd.concat(out, ignore_index=True)
+
+
+def find(curves: pd.DataFrame, summary: pd.DataFrame, goal: float, config: Config, chance: float,
+         diverged: dict, n_seeds: int) -> Findings:
+    """Compare cross-entropy with softmax + MSE across seeds (core.diagnoses.findings.compare)."""
+    per = _per_seed(curves, goal, config.steps)
+    ce, sm = per[per["run"] == "cross_entropy"], per[per["run"] == "softmax_mse"]
+
+    def reach_steps(g: pd.DataFrame) -> list:
+        # A loss that never reached the goal in any seed has no steps at all (it loses to one that
+        # did); otherwise a miss counts as budget + 1 steps, a conservative stand-in.
+        return [] if not g["reached"].any() else g["steps_to_goal"].tolist()
+
+    # One seed gives no run-to-run noise to judge a difference by: no claim then (noise=None),
+    # unless one loss never reached the goal at all.
+    steps = compare("steps_to_goal", "cross_entropy", reach_steps(ce), "softmax_mse", reach_steps(sm),
+                    higher_is_better=False, split="train")
+    final = compare("final_accuracy", "cross_entropy", ce["final_accuracy"], "softmax_mse", sm["final_accuracy"],
+                    higher_is_better=True, split="train", min_relative=0.01)
+    return Findings(steps, final, dict(diverged), float(summary["final_accuracy"].max()), chance, n_seeds)
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _verdict(summary: pd.DataFrame, goal: float, config: Config, chance: float, diverged: dict[str, int]) -> Verdict:
+def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config) -> Verdict:
+    """The verdict, worded from the findings only."""
     rows = summary.set_index("run")
-    ce, sm = rows.loc[RUN_LABELS["cross_entropy"]], rows.loc[RUN_LABELS["softmax_mse"]]
-    budget = config.steps
-    notes = [f"{label[0].upper()}{label[1:]} diverged at step {step}." for label, step in diverged.items()]
-    tail = (" " + " ".join(notes)) if notes else ""
+    ce, sm = rows.loc["cross_entropy"], rows.loc["softmax_mse"]
+    seeds = f" over {f.n_seeds} seeds (initial weights)" if f.n_seeds > 1 else ""
+    tail = "".join(f" {capital(RUN_LABELS[k])} diverged at step {step}." for k, step in f.diverged.items()
+                   if k != "cross_entropy")
     start = "From the confidently wrong start, " if config.wrong_start else ""
-    if RUN_LABELS["cross_entropy"] in diverged:
-        return Verdict("problem", f"Cross-entropy diverged at step {diverged[RUN_LABELS['cross_entropy']]} with "
-                                  f"learning rate {config.lr:g}.{tail}", "Lower the learning rate and run again.")
-    best = float(summary["final accuracy"].max())
-    if best < chance + 0.05:
-        return Verdict("problem", f"No loss trained: the best final training accuracy is {_pct(best)}, and always "
-                                  f"answering the most frequent class gives {_pct(chance)}, after {budget} steps "
-                                  f"of {config.optimizer} at learning rate {config.lr:g}.{tail}",
+    if "cross_entropy" in f.diverged:
+        return Verdict("problem", f"Cross-entropy diverged at step {f.diverged['cross_entropy']} with learning "
+                                  f"rate {config.lr:g}.{tail}", "Lower the learning rate and run again.")
+    if f.best_final < f.chance + 0.05:
+        return Verdict("problem", f"No loss trained: the best final training accuracy is {_pct(f.best_final)}, "
+                                  f"and always answering the most frequent class gives {_pct(f.chance)}, after "
+                                  f"{config.steps} steps of {config.optimizer} at learning rate {config.lr:g}.{tail}",
                        "The loss is not the problem here: try another learning rate or more steps.")
-    goal_words = f"{_pct(goal)} training accuracy"
-    ce_steps, sm_steps = ce["steps to goal"], sm["steps to goal"]
-    ce_steps = None if pd.isna(ce_steps) else int(ce_steps)
-    sm_steps = None if pd.isna(sm_steps) else int(sm_steps)
-    grads = (f" At the start the softmax + MSE gradient norm was {sm['start gradient norm']:.2g} against "
-             f"{ce['start gradient norm']:.2g} for cross-entropy.")
+    goal_words = f"reached and held {_pct(goal)} training accuracy"
+    reach = {k: f"{int(rows.at[k, 'reached_goal'])} of {int(rows.at[k, 'seeds'])}" for k in ("cross_entropy", "softmax_mse")}
+    one_seed = " (one seed: raise the seed count to judge a difference in pace)" if f.n_seeds == 1 else ""
+    grads = (f" At the start the softmax + MSE gradient norm was {sm['start_grad_norm']:.2g} "
+             f"against {ce['start_grad_norm']:.2g} for cross-entropy.")
     advice = ("Train classifiers with cross-entropy on the raw logits (torch.nn.CrossEntropyLoss applies the "
               "softmax itself).")
-    if ce_steps is not None and sm_steps is None:
-        return Verdict("warning", f"{start}cross-entropy reached {goal_words} in {ce_steps} steps; softmax + MSE "
-                                  f"was at {_pct(sm['final accuracy'])} after {int(sm['steps run'])}.{grads}{tail}",
-                       advice)
-    if ce_steps is not None and sm_steps is not None:
-        ratio = sm_steps / max(ce_steps, 1)
-        if ratio >= 1.5:
-            return Verdict("info", f"{start}cross-entropy reached {goal_words} in {ce_steps} steps, softmax + MSE "
-                                   f"in {sm_steps} ({ratio:.1f}x as many).{grads}{tail}", advice)
+
+    def steps_fmt(x: float) -> str:
+        if not math.isfinite(x) or x > config.steps:
+            return "never"
+        return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+    c = f.steps
+    if c.winner is None:
         hint = ("" if config.wrong_start else
                 " MSE's trouble is specific to confidently wrong outputs: turn on the confidently wrong start to see it.")
-        return Verdict("info", f"{start}both losses trained at a similar pace: cross-entropy reached {goal_words} "
-                               f"in {ce_steps} steps, softmax + MSE in {sm_steps}.{tail}{hint}", "")
-    if sm_steps is not None:
-        return Verdict("info", f"{start}softmax + MSE reached {goal_words} in {sm_steps} steps, cross-entropy did "
-                               f"not within {budget} (it ended at {_pct(ce['final accuracy'])}).{tail}",
-                       "Unusual: try a smaller learning rate for cross-entropy, whose gradients are larger.")
-    return Verdict("problem", f"Neither loss reached {goal_words} in {budget} steps (cross-entropy "
-                              f"{_pct(ce['final accuracy'])}, softmax + MSE {_pct(sm['final accuracy'])}).{tail}",
-                   "Try more steps or another learning rate.")
+        text = (f"{start}no clear difference in pace: cross-entropy {goal_words} in {steps_fmt(c.a_value)} steps, "
+                f"softmax + MSE in {steps_fmt(c.b_value)}{seeds}{one_seed}; runs reaching the goal: "
+                f"{reach['cross_entropy']} and {reach['softmax_mse']}; final accuracy {_pct(ce['final_accuracy'])} "
+                f"and {_pct(sm['final_accuracy'])}.{tail}{hint}")
+        return Verdict("info", capital(text), "")
+    w, l = c.winner, c.loser
+    text = (f"{start}{RUN_LABELS[w]} {goal_words} sooner: in {steps_fmt(c.value(w))} steps against "
+            f"{steps_fmt(c.value(l))} for {RUN_LABELS[l]}{seeds} (runs reaching the goal: "
+            f"{reach[w]} and {reach[l]}); final accuracy {_pct(rows.at[w, 'final_accuracy'])} and "
+            f"{_pct(rows.at[l, 'final_accuracy'])}.{grads}{tail}")
+    if w == "cross_entropy":
+        kind = "warning" if int(rows.at["softmax_mse", "reached_goal"]) == 0 else "info"
+        return Verdict(kind, capital(text), advice)
+    return Verdict("info", capital(text), "Unusual: try a smaller learning rate for cross-entropy, whose gradients "
+                                          "are larger.")
