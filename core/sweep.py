@@ -347,6 +347,29 @@ def _run_joblib(todo, n_jobs, finish, stop) -> None:
             results.close()
 
 
+def warm_workers(n_jobs: int = 2) -> float:
+    """Start the joblib (loky) worker processes and pay torch's start-up in each; returns seconds.
+
+    A fresh worker spends 2-4 s importing torch and on its first optimizer step (which imports
+    torch._dynamo). A page can call this when it opens, so its first sweep runs on warm
+    workers; loky keeps them for 300 s of idleness.
+    """
+    from joblib import Parallel, delayed
+
+    start = time.perf_counter()
+    Parallel(n_jobs=n_jobs, backend="loky", batch_size=1)(delayed(_warm_one)() for _ in range(n_jobs))
+    return time.perf_counter() - start
+
+
+def _warm_one() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    param = torch.zeros(2, requires_grad=True)
+    (param**2).sum().backward()
+    torch.optim.SGD([param], lr=0.1).step()
+
+
 def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to the Ray cluster at `address` (default: TRAINSCOPE_RAY_ADDRESS) or start a local one.
 
