@@ -2,7 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.charts.loss_function import loss_map, path_probability, training_curves
+from core.charts.loss_function import class_code_map, loss_map, path_probability, training_curves
+from core.diagnoses.class_codes import Config as CodesConfig
+from core.diagnoses.class_codes import run as run_class_codes
 from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, run
 from core.train import OPTIMIZERS
 from ui.export import show_chart
@@ -154,6 +156,21 @@ if result is not None:
         st.caption("The picture and the softmax demonstration below do not depend on the data.")
     show_picture(result)
     show_softmax(result)
+
+st.subheader("Classes as numbers (lecture 5.1)")
+st.markdown("Coding class A, B, C as 0, 1, 2 and regressing that number with MSE says B lies between A and C. "
+            "Here A and C share one overlapping cloud and B sits far away: where the regression cannot tell A "
+            "from C it answers their average, 1, which is B. One-hot targets with cross-entropy make no such claim.")
+if st.toggle("Run the demonstration (3 seeds, about 2 s)", False, key="loss_function_codes"):
+    codes = run_diagnosis(run_class_codes, setup, CodesConfig(), label="Training both codings", needs_data=False)
+    if codes is not None:
+        show_verdict(codes.verdict)
+        st.dataframe(codes.summary.drop(columns=["run"]), hide_index=True, column_config={
+            "label": "Coding", "val_accuracy": st.column_config.NumberColumn("Validation accuracy", format="percent"),
+            "middle_share": st.column_config.NumberColumn("A or C rows called B", format="percent"),
+            "seeds": "Seeds"})
+        show_chart(lambda: class_code_map(codes), PAGE, "classes_as_numbers", memo=CodesConfig(),
+                   dataset="three classes", seed=setup.seed)
     with st.expander("Why MSE stalls and cross-entropy does not"):
         st.markdown(
             "With a softmax output p and a one-hot target, the gradient of cross-entropy with respect to the "

@@ -94,3 +94,22 @@ def path_probability(result) -> alt.Chart:
         )
         .properties(width=WIDTH, height=240)
     )
+
+
+CLASS_COLORS = alt.Scale(domain=["A", "B", "C"], range=[PALETTE[0], PALETTE[1], PALETTE[2]])
+
+
+def class_code_map(result) -> alt.Chart:
+    """Validation rows of the classes-as-numbers demo (core.diagnoses.class_codes), coloured by
+    the predicted class, one panel per coding; the shape is the true class."""
+    return (
+        alt.Chart(result.predictions)
+        .mark_point(filled=True, size=40, opacity=0.8)
+        .encode(x=alt.X("x1:Q"), y=alt.Y("x2:Q"),
+                color=alt.Color("predicted:N", title="predicted class", scale=CLASS_COLORS),
+                shape=alt.Shape("true:N", title="true class", sort=["A", "B", "C"]),
+                tooltip=["label", "true", "predicted", alt.Tooltip("raw_output:Q", format=".2f")])
+        .properties(width=320, height=260)
+        .facet(column=alt.Column("label:N", title=None, sort=list(result.summary["label"])))
+        .properties(title="Lecture 5.1: classes coded as numbers (validation rows, colour = predicted class)")
+    )
