@@ -33,6 +33,7 @@ HOSTILE = [
     "back\\slash\\",
     "datum['x'].y[0]",
     "**bold** _it_ [link](https://evil.example) <https://evil.example>",
+    "see www.evil.example, http://evil.example or me@evil.example",  # GFM autolinks
     "$x^2$ \\frac{1}{2} $$y$$",                 # KaTeX
     "<b>html</b><script>alert(1)</script>",
     "</script><!--",
@@ -245,9 +246,10 @@ def test_escaped_markdown_reads_back_as_the_name(name):
     # Every ASCII punctuation character is escaped: no Markdown construct can start.
     assert re.fullmatch(r"(?:\\[!-/:-@\[-`{-~]|[^!-/:-@\[-`{-~])*", escaped)
     assert "\n" not in escaped
-    # Streamlit's after-parse rewrites (emoji/icon shortcodes, arrows) find nothing to rewrite.
+    # Streamlit's after-parse rewrites (emoji/icon shortcodes, arrows, GFM autolinks) find nothing.
     plain = _unescape(escaped.replace(WORD_JOINER, "\x00")).replace("\x00", WORD_JOINER)
     assert not re.search(r":[\w+-]+:|:material/|(^|\s)(<->|->|<-|--|>=|<=|~=)(\s|$)", plain)
+    assert not re.search(r"(?i)https?://|www\.|@[-\w]", plain)
 
 
 def test_verdict_box_shows_hostile_names_literally():

@@ -16,10 +16,12 @@ _ICON = {"good": ":material/check_circle:", "info": ":material/info:", "warning"
 # and Streamlit's :color[...] directives.
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
 # Streamlit rewrites some text *after* parsing, where escapes no longer count: ":name:" emoji and
-# ":material/name:" icon shortcodes, and " -> ", " <- ", " -- ", " >= " ... typographic arrows.
-# An invisible word joiner (U+2060) after such a colon and between such symbols breaks them.
+# ":material/name:" icon shortcodes, " -> ", " <- ", " -- ", " >= " ... typographic arrows, and GFM
+# autolinks (http://..., www.x.y, a@b.c). An invisible word joiner (U+2060) after such a colon or
+# "@", between such symbols, and between "www" and "." breaks them.
 _SHORTCODE = re.compile(r":(?=[^\s:])")
 _SYMBOL_PAIR = re.compile(r"(?<=[-<>~=])(?=[-<>~=])")
+_AUTOLINK = re.compile(r"(?<=@)|(?<=[wW]{3})(?=\.)")
 WORD_JOINER = "\u2060"
 
 
@@ -34,6 +36,7 @@ def escape_markdown(text: str) -> str:
     text = re.sub(r"[\r\n\t\v\f]+", " ", str(text))
     text = _SYMBOL_PAIR.sub(WORD_JOINER, text)
     text = _SHORTCODE.sub(":" + WORD_JOINER, text)
+    text = _AUTOLINK.sub(WORD_JOINER, text)
     return _PUNCT.sub(r"\\\1", text)
 
 
