@@ -1,0 +1,84 @@
+"""The Lab setup lives in the URL: a reload or a shared link restores it; a lost upload is named."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import upload_csv, wait_idle
+
+CSV = "height,weight,colour,species\n" + "".join(
+    f"{150 + i % 40},{50 + (i * 3) % 30},{'red' if i % 3 else 'blue'},{'cat' if i % 2 else 'dog'}\n" for i in range(80)
+)
+
+
+def params(page) -> dict[str, list[str]]:
+    return parse_qs(urlparse(page.url).query)
+
+
+def open_home(page, url: str) -> None:
+    page.goto(url)
+    expect(page.get_by_role("heading", name="TrainScope", exact=True)).to_be_visible(timeout=60_000)
+    wait_idle(page)
+
+
+def sidebar_select(page, label: str):
+    return page.get_by_test_id("stSidebar").get_by_role("combobox", name=label, exact=True)
+
+
+def test_url_parameters_restore_the_sidebar_and_survive_a_reload(page, app_url):
+    open_home(page, f"{app_url}/?lab_dataset=iris&lab_seed=7&lab_hidden=8%2C+4&lab_activation=relu")
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(page.get_by_text("Dataset: iris")).to_be_visible()
+    expect(sidebar_select(page, "Dataset")).to_have_value("iris")
+    expect(sidebar_select(page, "Activation")).to_have_value("relu")
+    expect(sidebar.get_by_label("Seed", exact=True).and_(page.locator("input"))).to_have_value("7")
+    expect(sidebar.get_by_label("Hidden layers", exact=True).and_(page.locator("input"))).to_have_value("8, 4")
+
+    # A change made in the page goes into the URL, and a reload brings it back.
+    seed = sidebar.get_by_label("Seed", exact=True).and_(page.locator("input"))
+    seed.fill("3")
+    seed.press("Enter")
+    wait_idle(page)
+    expect(page).to_have_url(re.compile(r"lab_seed=3"))
+    page.reload()
+    expect(page.get_by_role("heading", name="TrainScope", exact=True)).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    expect(sidebar.get_by_label("Seed", exact=True).and_(page.locator("input"))).to_have_value("3")
+    expect(page.get_by_text("Dataset: iris")).to_be_visible()
+    assert params(page)["lab_dataset"] == ["iris"] and params(page)["lab_hidden"] == ["8, 4"]
+
+    # Opening a diagnosis keeps the setup in its address too, so that page can be shared as well.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Loss function", exact=True).click()
+    expect(page.get_by_role("heading", level=1).first).not_to_have_text("TrainScope", timeout=60_000)
+    expect(page).to_have_url(re.compile(r"lab_dataset=iris"))
+    assert params(page)["lab_seed"] == ["3"]
+
+
+def test_a_reload_after_an_upload_names_the_lost_file_and_a_new_upload_restores_the_view(page, app_url, tmp_path: Path):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_home(page, app_url)
+    csv_path = tmp_path / "pets.csv"
+    csv_path.write_text(CSV)
+    upload_csv(page, csv_path)
+    target = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Target column")
+    target.scroll_into_view_if_needed()
+    target.click()
+    page.get_by_role("option", name="colour", exact=True).click()
+    wait_idle(page)
+    expect(page).to_have_url(re.compile(r"lab_target=colour"))
+    assert params(page)["lab_file"] == ["pets.csv"] and params(page)["lab_dataset"] == ["Upload CSV"]
+
+    page.reload()
+    expect(page.get_by_role("heading", name="TrainScope", exact=True)).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_text("The file 'pets.csv' named in this page's address is no longer loaded")).to_be_visible()
+    assert page.get_by_text("Dataset:").count() == 0  # no other data shown in its place
+    expect(sidebar_select(page, "Dataset")).to_have_value("Upload CSV")
+    assert params(page)["lab_target"] == ["colour"]  # kept, waiting for the file
+
+    upload_csv(page, csv_path)
+    expect(sidebar_select(page, "Target column")).to_have_value("colour")
+    assert page.get_by_test_id("stException").count() == 0
