@@ -1,16 +1,19 @@
-"""Benchmark: extreme Hessian eigenvalues of a trained ~25k-parameter MLP on sklearn digits.
+"""Benchmark: extreme Hessian eigenvalues of a trained 26,122-parameter MLP on sklearn digits.
 
-Compares core.curvature.hessian_extremes (Lanczos via scipy eigsh, both ends in one run) with
-textbook power iteration (for lambda_max, then shifted power iteration for lambda_min), both
-against a converged eigsh reference (tol=0). Also times one HVP with each implementation.
+Issue 16 goal 2: hessian_extremes' default should reach 5e-4 relative error on both
+lambda_min and lambda_max in at most 2x the time of a PyHessian-style top-1 power iteration
+(float32, tol 1e-3, lambda_max only) on the same model in the same run. Errors are measured
+against a converged float64 reference (scipy eigsh, tol=0). Also times one HVP per
+implementation and precision.
 
-Run: python bench/curvature.py [--threads N]
+Run: python bench/curvature.py [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.curvature import _hvp_double, _hvp_func, _hvp_operator, hessian_extremes, model_loss  # noqa: E402
 
 SEED = 0
-HIDDEN = (256, 32)  # 64 -> 256 -> 32 -> 10: 25,194 parameters
+HIDDEN = (128, 128)  # 64 -> 128 -> 128 -> 10: 26,122 parameters
 TRAIN_STEPS = 300  # full-batch Adam steps, enough to leave the random-init spectrum
 TARGET_REL_ERR = 5e-4
+TARGET_RATIO = 2.0
 
 
 def digits_mlp(hidden):
@@ -40,7 +44,7 @@ def digits_mlp(hidden):
     return nn.Sequential(*layers, nn.Linear(width, 10)), X, digits.target
 
 
-def build_problem():
+def trained_model():
     model, X, y = digits_mlp(HIDDEN)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -49,27 +53,37 @@ def build_problem():
         loss = nn.functional.cross_entropy(model(Xt), yt)
         loss.backward()
         opt.step()
-    f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)  # float64
-    return f, theta, loss.item()
+    model.zero_grad(set_to_none=True)
+    return model, Xt, yt, loss.item()
 
 
-def power_iteration(matvec, n, shift=0.0, iters=100, rtol=1e-3, seed=SEED):
-    """Textbook power iteration on (H - shift I): Rayleigh quotient, stop on relative change."""
-    v = np.random.default_rng(seed).standard_normal(n)
-    v /= np.linalg.norm(v)
-    lam_prev, count = None, 0
-    for _ in range(iters):
-        w = matvec(v) - shift * v
+def pyhessian_top1(model, X, y, max_iter=100, tol=1e-3, seed=SEED):
+    """PyHessian's hessian(...).eigenvalues(top_n=1) on one full batch, as written there:
+    float32 model, gradient graph built once (create_graph) and reused for every product,
+    power iteration stopped when the eigenvalue changes by less than tol (relative)."""
+    start = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = nn.functional.cross_entropy(model(X), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    gen = torch.Generator().manual_seed(seed)
+    v = [torch.randn(p.shape, generator=gen) for p in params]
+    norm = torch.sqrt(sum((x * x).sum() for x in v))
+    v = [x / (norm + 1e-6) for x in v]
+    eigenvalue, count = None, 0
+    for _ in range(max_iter):
+        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
         count += 1
-        lam = float(v @ w)
-        v = w / np.linalg.norm(w)
-        if lam_prev is not None and abs(lam - lam_prev) <= rtol * abs(lam):
+        new = sum((a * b).sum() for a, b in zip(hv, v)).item()
+        norm = torch.sqrt(sum((x * x).sum() for x in hv))
+        v = [x / (norm + 1e-6) for x in hv]
+        if eigenvalue is not None and abs(eigenvalue - new) / (abs(eigenvalue) + 1e-6) < tol:
+            eigenvalue = new
             break
-        lam_prev = lam
-    return lam + shift, count
+        eigenvalue = new
+    return eigenvalue, count, time.perf_counter() - start
 
 
-def time_hvp(fn, reps=5):
+def best_time(fn, reps=5):
     fn()  # warm-up
     best = float("inf")
     for _ in range(reps):
@@ -81,63 +95,71 @@ def time_hvp(fn, reps=5):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # Measured on the shared 2-core box (other jobs running): the whole bench took 34 s with one
-    # thread and 184 s with two; two threads fight over tiny matmuls.
+    # One thread, as the app runs; two threads fought over tiny matmuls on the shared 2-core box.
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats (best is kept)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # torch.func's first jvp
     t_start = time.perf_counter()
 
-    f, theta, train_loss = build_problem()
+    model, X, y, train_loss = trained_model()
+    f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)  # float64, f computes in any dtype
     n = theta.numel()
     print(f"MLP 64-{'-'.join(map(str, HIDDEN))}-10 tanh on digits: {n:,} parameters, "
           f"loss {train_loss:.4f} after {TRAIN_STEPS} Adam steps, {args.threads} thread(s)")
 
-    # Which HVP implementation to default to: time one product at ~2k and ~25k parameters.
-    print(f"\none HVP, best of 5 {'params':>8}{'torch.func':>12}{'double bw':>11}{'graph reused':>14}")
-    small, Xs, ys = digits_mlp((32,))
-    for g, th in (model_loss(small, nn.CrossEntropyLoss(), Xs, ys), (f, theta)):
-        v = torch.randn(th.numel(), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-        op_cached = _hvp_operator(g, th, "double")
-        times = [time_hvp(lambda: _hvp_func(g, th, v)), time_hvp(lambda: _hvp_double(g, th, v)),
-                 time_hvp(lambda: op_cached.tensor(v))]
-        print(f"{'':<18}{th.numel():>8,}" + "".join(f"{t * 1e3:>{w}.1f} ms" for t, w in zip(times, (9, 8, 11))))
+    # One HVP per implementation and precision (graph reused = what the iterative methods use).
+    v64 = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    op64, op32 = _hvp_operator(f, theta), _hvp_operator(f, theta.float())
+    times = [best_time(lambda: _hvp_func(f, theta, v64)), best_time(lambda: _hvp_double(f, theta, v64)),
+             best_time(lambda: op64.tensor(v64)), best_time(lambda: op32.tensor(v64.float()))]
+    print("\none HVP, best of 5:  " + "   ".join(
+        f"{name} {t * 1e3:.1f} ms" for name, t in
+        zip(("torch.func f64", "double bw f64", "reused graph f64", "reused graph f32"), times)))
+    del op64, op32
 
-    # Reference: eigsh run to machine precision.
+    # Reference: float64 eigsh run to machine precision.
     t0 = time.perf_counter()
     op = _hvp_operator(f, theta)
     v0 = np.random.default_rng(SEED).standard_normal(n)
     ref_vals = eigsh(op.linear_operator(), k=2, which="BE", tol=0, v0=v0, return_eigenvectors=False)
     ref_min, ref_max = float(np.min(ref_vals)), float(np.max(ref_vals))
-    ref_row = ("reference eigsh tol=0", ref_min, ref_max, op.count, time.perf_counter() - t0)
+    rows = [("reference eigsh f64 tol=0", ref_min, ref_max, op.count, time.perf_counter() - t0)]
 
-    ext = hessian_extremes(f, theta, method="iterative")
-    ours = ("hessian_extremes (BE)", ext.eig_min, ext.eig_max, ext.n_hvp, ext.seconds)
+    # Interleaved repeats: a burst of load elsewhere on the machine hits both sides alike.
+    power_best = ours_best = None
+    for _ in range(args.repeats):
+        lam, count, sec = pyhessian_top1(model, X, y)
+        if power_best is None or sec < power_best[4]:
+            power_best = ("PyHessian power f32 top-1", float("nan"), lam, count, sec)
+        ext = hessian_extremes(f, theta)
+        if ours_best is None or ext.seconds < ours_best[4]:
+            ours_best = ("hessian_extremes default", ext.eig_min, ext.eig_max, ext.n_hvp, ext.seconds)
+    loose = hessian_extremes(f, theta, rtol=5e-4)
+    old = hessian_extremes(f, theta, method="iterative")
+    rows += [ours_best,
+             ("  same, rtol=5e-4", loose.eig_min, loose.eig_max, loose.n_hvp, loose.seconds),
+             ("  ARPACK f64 tol=1e-6 (before)", old.eig_min, old.eig_max, old.n_hvp, old.seconds),
+             power_best]
 
-    # The same accuracy asked of two one-sided runs, to justify which="BE".
-    t0 = time.perf_counter()
-    op = _hvp_operator(f, theta)
-    la = eigsh(op.linear_operator(), k=1, which="LA", tol=1e-6, v0=v0, return_eigenvectors=False)
-    sa = eigsh(op.linear_operator(), k=1, which="SA", tol=1e-6, v0=v0, return_eigenvectors=False)
-    two = ("eigsh LA + SA", float(sa[0]), float(la[0]), op.count, time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    op = _hvp_operator(f, theta)
-    p_max, c1 = power_iteration(op, n)
-    p_min, c2 = power_iteration(op, n, shift=p_max)
-    power = ("power iteration", p_min, p_max, c1 + c2, time.perf_counter() - t0)
-
-    print(f"\n{'method':<24}{'eig_min':>14}{'eig_max':>12}{'rel err min':>13}{'rel err max':>13}"
+    print(f"\n{'method':<32}{'eig_min':>14}{'eig_max':>12}{'rel err min':>13}{'rel err max':>13}"
           f"{'HVPs':>7}{'seconds':>9}")
-    for name, lo, hi, hvps, sec in (ref_row, ours, two, power):
-        err_lo, err_hi = abs(lo - ref_min) / abs(ref_min), abs(hi - ref_max) / abs(ref_max)
-        print(f"{name:<24}{lo:>14.6e}{hi:>12.6f}{err_lo:>13.1e}{err_hi:>13.1e}{hvps:>7}{sec:>9.2f}")
+    for name, lo, hi, hvps, sec in rows:
+        err_lo = abs(lo - ref_min) / abs(ref_min) if np.isfinite(lo) else float("nan")
+        err_hi = abs(hi - ref_max) / abs(ref_max)
+        lo_text = f"{lo:>14.6e}" if np.isfinite(lo) else f"{'-':>14}"
+        err_text = f"{err_lo:>13.1e}" if np.isfinite(err_lo) else f"{'-':>13}"
+        print(f"{name:<32}{lo_text}{hi:>12.6f}{err_text}{err_hi:>13.1e}{hvps:>7}{sec:>9.3f}")
 
-    err = max(abs(ext.eig_min - ref_min) / abs(ref_min), abs(ext.eig_max - ref_max) / abs(ref_max))
-    print(f"\ntime ratio hessian_extremes / power iteration: {ours[4] / power[4]:.2f} "
-          f"(HVPs {ours[3]} vs {power[3]})")
-    print(f"hessian_extremes worst relative error {err:.1e} "
-          f"({'meets' if err <= TARGET_REL_ERR else 'MISSES'} the {TARGET_REL_ERR:g} target)")
+    err = max(abs(ours_best[1] - ref_min) / abs(ref_min), abs(ours_best[2] - ref_max) / abs(ref_max))
+    ratio = ours_best[4] / power_best[4]
+    print(f"\nhessian_extremes default: worst relative error {err:.1e} "
+          f"({'meets' if err <= TARGET_REL_ERR else 'MISSES'} the {TARGET_REL_ERR:g} target), "
+          f"estimated errors {ext.err_min / abs(ext.eig_min):.1e} / {ext.err_max / abs(ext.eig_max):.1e}")
+    print(f"time ratio hessian_extremes / PyHessian power iteration: {ratio:.2f} "
+          f"({'meets' if ratio <= TARGET_RATIO else 'MISSES'} the {TARGET_RATIO:g}x target; "
+          f"HVPs {ours_best[3]} vs {power_best[3]}, best of {args.repeats} interleaved)")
     print(f"total bench time {time.perf_counter() - t_start:.1f} s")
     return 0
 

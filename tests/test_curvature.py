@@ -11,7 +11,9 @@ from torch import nn
 from core.curvature import (
     EXACT_MAX_PARAMS,
     Extremes,
+    Stopped,
     classify_point,
+    curvature_device,
     gradient,
     hessian_eigenvalues,
     hessian_extremes,
@@ -20,6 +22,7 @@ from core.curvature import (
     hvp,
     model_loss,
 )
+from core.stop import Stopped as SharedStopped
 
 F64 = torch.float64
 
@@ -312,3 +315,226 @@ def test_hutchinson_stops_at_max_samples():
     A = random_symmetric(6, [1.0, -2.0, 3.0, 0.5, 4.0, -1.0], seed=1)
     est = hutchinson_trace(quadratic(A), torch.zeros(6, dtype=F64), tol=0.0, max_samples=40)
     assert est.n_samples == 40 and est.std_error > 0
+
+
+# --------------------------------------------------------------------------- Lanczos path (issue 16 goal 2)
+def test_default_lanczos_meets_5e_4_against_the_exact_spectrum(iris_problem):
+    f, theta, H, ref = iris_problem
+    ext = hessian_extremes(f, theta, method="lanczos")
+    assert ext.method == "lanczos"
+    for lam, exact, est, vec in ((ext.eig_min, ref[0], ext.err_min, ext.vec_min),
+                                 (ext.eig_max, ref[-1], ext.err_max, ext.vec_max)):
+        assert abs(lam - exact) <= 5e-4 * abs(exact)
+        assert 0 <= est <= 1e-4 * abs(lam)  # the estimate it stopped on (default rtol)
+        assert abs(lam - exact) <= est + 1e-12 * abs(ref).max()  # and it was not an understatement
+        assert np.linalg.norm(vec) == pytest.approx(1.0, rel=1e-12)
+        assert abs(vec @ H @ vec - exact) <= 5e-4 * abs(exact)  # the vector carries the value
+    assert ext.n_hvp < theta.numel() / 4
+    again = hessian_extremes(f, theta, method="lanczos")  # seeded start vector
+    assert (again.eig_min, again.eig_max, again.n_hvp) == (ext.eig_min, ext.eig_max, ext.n_hvp)
+
+
+def test_auto_is_lanczos_above_the_exact_size_and_keeps_tol_callers_on_arpack(iris_problem):
+    f, theta, H, ref = iris_problem
+    assert hessian_extremes(f, theta).method == "lanczos"
+    assert hessian_extremes(f, theta, tol=1e-3).method == "iterative"  # callers that passed tol
+    small = hessian_extremes(quadratic(np.diag(np.arange(1.0, 11.0))), torch.zeros(10, dtype=F64))
+    assert small.method == "exact" and tuple(small) == (1.0, 10.0)
+
+
+def _spy(f, seen):
+    """f, recording the dtype of every point it is evaluated at; claims any dtype like model_loss."""
+    def g(t):
+        seen.append(t.dtype)
+        return f(t)
+    g.any_dtype = True
+    return g
+
+
+def test_lanczos_runs_in_float32_and_checks_in_float64(iris_problem):
+    f, theta, H, ref = iris_problem
+    seen = []
+    ext = hessian_extremes(_spy(f, seen), theta)
+    # one float32 gradient graph for the products, one float64 graph for the check
+    assert seen == [torch.float32, torch.float64]
+    np.testing.assert_allclose(tuple(ext), (ref[0], ref[-1]), rtol=5e-4)
+    # a loss without the any_dtype mark runs all in theta's dtype
+    seen.clear()
+    plain = lambda t: _spy(f, seen)(t)  # noqa: E731
+    hessian_extremes(plain, theta)
+    assert set(seen) == {torch.float64}
+
+
+def test_lanczos_finishes_in_float64_when_float32_is_not_good_enough():
+    # In float32 this loss has an extra rank-one term: the float32 Ritz vectors are off, the
+    # float64 check must reject them and finish the job in float64.
+    n = 120
+    eigs = np.concatenate([[-0.5], np.linspace(0.1, 1.0, n - 2), [4.0]])
+    A = torch.as_tensor(random_symmetric(n, eigs, seed=3), dtype=F64)
+    u = torch.as_tensor(np.random.default_rng(4).standard_normal(n), dtype=F64)
+
+    def f(t):
+        base = 0.5 * t @ A.to(t.dtype) @ t
+        return base + (0.2 * (t @ u.to(t.dtype)) ** 2 if t.dtype == torch.float32 else 0.0)
+
+    f.any_dtype = True
+    ext = hessian_extremes(f, torch.zeros(n, dtype=F64))
+    np.testing.assert_allclose(tuple(ext), (-0.5, 4.0), rtol=1e-4)
+    # the float32 answer alone is far off: the float64 Hessian of the float32 loss says so
+    wrong = np.linalg.eigvalsh(A.numpy() + 0.4 * np.outer(u.numpy(), u.numpy()))
+    assert abs(wrong[-1] - 4.0) > 1.0
+
+
+@pytest.mark.parametrize("spectrum", ["clustered", "zero_end"])
+def test_lanczos_on_hard_quadratics(spectrum):
+    n = 300
+    if spectrum == "clustered":  # the lowest three within 1% of each other, a long tail above
+        eigs = np.concatenate([[-0.0100, -0.0099, -0.0098], np.linspace(0.0, 0.05, n - 13), np.geomspace(0.1, 3.0, 10)])
+    else:  # the smallest eigenvalue is exactly 0 (twice): relative accuracy is meaningless there
+        eigs = np.concatenate([[0.0, 0.0], np.linspace(0.5, 2.0, n - 2)])
+    A = random_symmetric(n, eigs, seed=5)
+    ext = hessian_extremes(quadratic(A), torch.zeros(n, dtype=F64), method="lanczos")
+    ref = np.linalg.eigvalsh(A)
+    assert abs(ext.eig_max - ref[-1]) <= 5e-4 * abs(ref[-1])
+    if spectrum == "clustered":
+        assert abs(ext.eig_min - ref[0]) <= 5e-4 * abs(ref[0])
+    else:
+        assert abs(ext.eig_min) <= 1e-9 * ref[-1]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lanczos_tiny_end_below_float32_rounding(seed):
+    # lambda_min is 2e-4 of the spectral radius and 2% from the next eigenvalue: 1e-4 of it is
+    # below float32's rounding of the largest, so float32 alone cannot tell the two apart (with
+    # seed 1 its Ritz value sits on the second one); the float64 finish must.
+    n = 400
+    eigs = np.concatenate([[-1.0e-3, -0.98e-3], np.linspace(-0.9e-3, 0.01, n - 12), np.geomspace(0.05, 5.0, 10)])
+    A = torch.as_tensor(random_symmetric(n, eigs, seed=6), dtype=F64)
+
+    def f(t):
+        return 0.5 * t @ A.to(t.dtype) @ t
+
+    f.any_dtype = True
+    ext = hessian_extremes(f, torch.zeros(n, dtype=F64), v0_seed=seed)
+    np.testing.assert_allclose(tuple(ext), (-1.0e-3, 5.0), rtol=5e-4)
+
+
+def test_rtol_must_be_positive():
+    with pytest.raises(ValueError, match="rtol"):
+        hessian_extremes(lecture_loss, torch.zeros(2, dtype=F64), rtol=0.0)
+    with pytest.raises(ValueError, match="method"):
+        hessian_extremes(lecture_loss, torch.zeros(2, dtype=F64), method="power")
+
+
+def test_model_loss_f_computes_in_the_dtype_it_is_given(iris):
+    X, y = iris
+    model = tanh_mlp([4, 8, 3], seed=5)
+    f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)
+    assert f.any_dtype and f.note == ""
+    with torch.no_grad():
+        expected32 = nn.functional.cross_entropy(model(torch.tensor(X, dtype=torch.float32)), torch.tensor(y))
+    value32 = f(theta.float())
+    assert value32.dtype == torch.float32 and value32.item() == pytest.approx(expected32.item(), rel=1e-6)
+    assert f(theta).dtype == F64
+
+
+# --------------------------------------------------------------------------- devices (issue 13)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.fixture(scope="module")
+def trained_iris_model(iris):
+    X, y = iris
+    model = tanh_mlp([4, 16, 16, 3], seed=6)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    for _ in range(50):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(Xt), yt).backward()
+        opt.step()
+    f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)
+    H = torch.autograd.functional.hessian(f, theta).numpy()  # CPU float64 reference
+    return model, H
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_curvature_path_runs_on_the_models_device(device, iris, trained_iris_model):
+    X, y = iris
+    cpu_model, H = trained_iris_model
+    ref = np.linalg.eigvalsh(H)
+    model = copy.deepcopy(cpu_model).to(device)
+    f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)  # numpy data in, moved to the device
+    assert theta.device.type == device and theta.dtype == F64
+
+    np.testing.assert_allclose(hessian_matrix(f, theta), H, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hessian_eigenvalues(f, theta), ref, rtol=1e-6, atol=1e-10)
+    precise = hessian_extremes(f, theta, method="iterative", tol=1e-10)
+    np.testing.assert_allclose(tuple(precise), (ref[0], ref[-1]), rtol=1e-6)
+    fast = hessian_extremes(f, theta)  # float32 Lanczos + float64 check, on the device
+    np.testing.assert_allclose(tuple(fast), (ref[0], ref[-1]), rtol=5e-4)
+    for ext in (precise, fast):
+        assert ext.device.startswith(device) and ext.note == ""
+        assert isinstance(ext.vec_min, np.ndarray) and ext.vec_min.dtype == np.float64
+    # the same probes on every device: the same trace up to rounding
+    est = hutchinson_trace(f, theta, min_samples=30, max_samples=30)
+    cpu_f, cpu_theta = model_loss(cpu_model, nn.CrossEntropyLoss(), X, y)
+    assert est.trace == pytest.approx(hutchinson_trace(cpu_f, cpu_theta, min_samples=30, max_samples=30).trace, rel=1e-9)
+    p = classify_point(f, theta, grad_tol=1.0)
+    assert p.kind == "saddle point" and p.device.startswith(device)
+    np.testing.assert_allclose([p.eig_min, p.eig_max], [ref[0], ref[-1]], rtol=1e-6)
+    assert isinstance(p.escape_direction, np.ndarray)
+    v = np.random.default_rng(0).standard_normal(theta.numel())
+    np.testing.assert_allclose(hvp(f, theta, v).cpu().numpy(), H @ v, rtol=1e-9, atol=1e-12)
+    assert next(model.parameters()).device.type == device  # the model stayed where it was
+
+
+def test_mps_runs_float64_on_the_cpu_and_says_so(iris):
+    # MPS has no float64: model_loss puts the problem on the CPU and every result carries the note.
+    dev, note = curvature_device("mps")
+    assert dev == torch.device("cpu") and "float64" in note and "CPU" in note
+    assert curvature_device("mps", torch.float32) == (torch.device("mps"), "")
+    assert curvature_device("cuda") == (torch.device("cuda"), "")
+    X, y = iris
+    f, theta = model_loss(tanh_mlp([4, 8, 3], seed=7), nn.CrossEntropyLoss(), X, y, device="mps")
+    assert theta.device.type == "cpu" and f.note == note
+    assert hessian_extremes(f, theta).note == note
+    assert hutchinson_trace(f, theta, max_samples=30).note == note
+    assert classify_point(f, theta).note == note
+
+
+# --------------------------------------------------------------------------- stopping (issue 19 item 3)
+class StopAfter:
+    """should_stop that says yes on its k-th call, counting every call."""
+
+    def __init__(self, k):
+        self.k, self.calls = k, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.calls >= self.k
+
+
+@pytest.mark.parametrize("call", [
+    lambda f, t, s: hessian_extremes(f, t, should_stop=s),                       # Lanczos, float32 + float64
+    lambda f, t, s: hessian_extremes(f, t, method="iterative", should_stop=s),   # ARPACK
+    lambda f, t, s: hessian_extremes(f, t, method="exact", should_stop=s),
+    lambda f, t, s: hessian_matrix(f, t, should_stop=s),
+    lambda f, t, s: hessian_eigenvalues(f, t, should_stop=s),
+    lambda f, t, s: hutchinson_trace(f, t, should_stop=s),
+    lambda f, t, s: classify_point(f, t, should_stop=s),
+], ids=["lanczos", "arpack", "exact", "matrix", "eigenvalues", "hutchinson", "classify"])
+def test_stop_is_checked_between_products(call, iris_problem):
+    f, theta, H, ref = iris_problem
+    for k in (1, 7):
+        stop = StopAfter(k)
+        with pytest.raises(Stopped):
+            call(f, theta, stop)
+        assert stop.calls == k  # no product started after the flag went up
+    # never set: runs to the end, asking before every product
+    stop = StopAfter(10**9)
+    call(f, theta, stop)
+    assert stop.calls > 10
+
+
+def test_stopped_is_the_shared_exception():
+    assert Stopped is SharedStopped and issubclass(Stopped, Exception)
