@@ -1,11 +1,10 @@
 """Charts of the batch-size page: they read a core.diagnoses.batch_size.Result, never compute.
 
-Every chart over batch sizes has a log batch-size axis with a tick per swept size, and where the
-gradient noise scale B_simple was measured (and falls near the sweep) a dashed rule marks it.
+Every chart over batch sizes has a log batch-size axis with a tick per swept size. Charts of
+quantities measured over seeds show each seed as a small grey point and the mean with a bar of
+one standard deviation each side (the sweep's `_mean` / `_sd` columns).
 """
 from __future__ import annotations
-
-import math
 
 import altair as alt
 import numpy as np
@@ -13,141 +12,174 @@ import pandas as pd
 
 from core.charts import HEIGHT, PALETTE
 
-PANEL = 270  # width of one panel when two sit side by side
-SMALL = 180  # width of one panel when three sit side by side
+PLOT = HEIGHT - 60  # plot-area height of every panel (>= 150 px, with room for titles and legends)
+PANEL = 330  # width of one panel when two sit side by side
+SMALL = 230  # width of one panel when three sit side by side
+GREY = "#9a9a9a"
 
 
-def _sizes(result) -> list[int]:
-    return [int(b) for b in result.sweep["batch_size"]]
-
-
-def _noise_marked(result) -> bool:
-    # Mark B_simple only near the sweep: a rule far outside would squash the swept sizes.
-    b, sizes = result.b_simple, _sizes(result)
-    return math.isfinite(b) and b > 0 and min(sizes) / 10 <= b <= max(sizes) * 10
-
-
-def _x(result, title: str = "batch size (log scale)") -> alt.X:
-    sizes = _sizes(result)
+def _x(sizes: list[int], title: str = "batch size (log scale)") -> alt.X:
     lo, hi = min(sizes), max(sizes)
-    if _noise_marked(result):
-        lo, hi = min(lo, result.b_simple), max(hi, result.b_simple)
     return alt.X(
-        "batch_size:Q", title=title,
-        scale=alt.Scale(type="log", domain=[lo / 1.3, hi * 1.3], nice=False),
-        axis=alt.Axis(values=sizes, format="d"),
+        field="batch_size", type="quantitative", title=title,
+        scale=alt.Scale(type="log", domain=[lo / 1.4, hi * 1.4], nice=False),
+        axis=alt.Axis(values=sizes, format=",d", labelOverlap=True),
     )
 
 
-def _noise_rule(result, name: str) -> alt.LayerChart | None:
-    if not _noise_marked(result):
-        return None
-    frame = pd.DataFrame({"batch_size": [result.b_simple], "label": [f"B_simple ≈ {result.b_simple:.3g}"]})
-    base = alt.Chart(frame).encode(x="batch_size:Q", tooltip=["label", "batch_size"])
-    # Vega needs unique mark names; the name also labels this layer's rows in the CSV export.
-    rule = base.mark_rule(strokeDash=[6, 4], color="#555555").properties(name=f"{name}_noise_scale")
-    text = base.mark_text(align="left", baseline="top", dx=4, dy=4, color="#555555").encode(
-        text="label:N", y=alt.value(0)
-    )
-    return rule + text
+def _positive(frame: pd.DataFrame, col: str) -> pd.DataFrame:
+    # A log axis cannot show zero, negative or missing values; Vega-Lite would drop them anyway.
+    v = frame[col].astype(float)
+    return frame[np.isfinite(v) & (v > 0)]
 
 
-def _lines(frame: pd.DataFrame, result, y: str, y_title: str, color: str | None, width: int,
-           title: str, name: str, log_y: bool = False, zero_rule: bool = False,
-           noise_rule: bool = True) -> alt.LayerChart:
-    """Lines with points of `y` over the log batch-size axis, plus the B_simple rule."""
-    # NaN (a failed run) is left out by Vega-Lite itself; a log axis also needs positive values.
-    data = frame[np.isfinite(frame[y].astype(float)) & (frame[y] > 0)] if log_y else frame
-    enc = dict(
-        x=_x(result),
-        y=alt.Y(f"{y}:Q", title=y_title,
-                scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)),
-        tooltip=[c for c in ("label", color, y) if c and c in data],
-    )
-    if color:
-        enc["color"] = alt.Color(f"{color}:N", title=None, scale=alt.Scale(range=PALETTE),
-                                 legend=alt.Legend(orient="bottom"))
-    base = alt.Chart(data).encode(**enc)
-    layers = [base.mark_line().properties(name=name), base.mark_point(filled=True, size=50)]
-    if zero_rule:
-        layers.append(alt.Chart(pd.DataFrame({y: [0.0]})).mark_rule(color="#999999").encode(y=f"{y}:Q")
-                      .properties(name=f"{name}_zero"))
-    rule = _noise_rule(result, name) if noise_rule else None
-    if rule is not None:
-        layers.append(rule)
-    return alt.layer(*layers, title=title).properties(width=width, height=HEIGHT - 40)
+def time_chart(result) -> alt.HConcatChart:
+    """Left: time per update against the batch size, rows in parallel on the device (every sample
+    and the median) and rows one after another (no parallelism), with a rule where the per-update
+    time starts to rise. Right: time per epoch (per-update median x updates per epoch)."""
+    t = result.timing
+    frame = t.frame.assign(series="rows in parallel (this device)")
+    serial = t.frame[["batch_size", "sequential_ms"]].rename(columns={"sequential_ms": "ms"}).assign(
+        series="rows one after another (no parallelism)")
+    sizes = [int(b) for b in t.frame["batch_size"]]
+    x = _x(sizes)
+    y = alt.Y(field="ms", type="quantitative", title="ms per update (log scale)", scale=alt.Scale(type="log"))
+    colour = alt.Color(field="series", type="nominal", title=None, scale=alt.Scale(range=PALETTE[:2]),
+                       legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400))
+    samples = alt.Chart(_positive(t.samples, "ms")).mark_point(size=14, color=GREY, opacity=0.6).encode(
+        x=x, y=y, tooltip=[alt.Tooltip(field="batch_size", type="quantitative", title="batch size"),
+                           alt.Tooltip(field="ms", type="quantitative", title="sample (ms)", format=".4g")])
+    both = pd.concat([frame[["batch_size", "ms", "series"]], serial], ignore_index=True)
+    lines = alt.Chart(_positive(both, "ms")).encode(
+        x=x, y=y, color=colour,
+        tooltip=[alt.Tooltip(field="series", type="nominal"),
+                 alt.Tooltip(field="batch_size", type="quantitative", title="batch size"),
+                 alt.Tooltip(field="ms", type="quantitative", title="ms per update", format=".4g")])
+    layers = [samples.properties(name="timing_samples"), lines.mark_line().properties(name="per_update"),
+              lines.mark_point(filled=True, size=40)]
+    if t.limit is not None:
+        mark = pd.DataFrame({"batch_size": [t.limit], "label": [f"starts to rise: batch {t.limit:,}"]})
+        base = alt.Chart(mark).encode(x=alt.X(field="batch_size", type="quantitative"))
+        layers.append(base.mark_rule(strokeDash=[6, 4], color="#555555").properties(name="parallel_limit"))
+        layers.append(base.mark_text(align="right", baseline="top", dx=-4, dy=4, color="#555555").encode(
+            text=alt.Text(field="label", type="nominal"), y=alt.value(0)))
+    left = alt.layer(*layers).properties(
+        width=PANEL, height=PLOT, title=alt.Title("Time per update", subtitle=f"on {t.device}"))
+
+    epoch = _positive(t.frame, "epoch_ms")
+    e_y = alt.Y(field="epoch_ms", type="quantitative", title="ms per epoch (log scale)", scale=alt.Scale(type="log"))
+    e_base = alt.Chart(epoch).encode(
+        x=x, y=e_y, tooltip=[alt.Tooltip(field="batch_size", type="quantitative", title="batch size"),
+                             alt.Tooltip(field="updates_per_epoch", type="quantitative", title="updates per epoch"),
+                             alt.Tooltip(field="epoch_ms", type="quantitative", title="ms per epoch", format=".4g")])
+    right = alt.layer(e_base.mark_line(color=PALETTE[0]).properties(name="per_epoch"),
+                      e_base.mark_point(filled=True, size=40, color=PALETTE[0])).properties(
+        width=PANEL, height=PLOT,
+        title=alt.Title("Time per epoch", subtitle=f"{t.n_rows:,} rows: time per update × ⌈rows / batch⌉"))
+    return alt.hconcat(left, right).resolve_scale(color="independent")
 
 
-def time_chart(result) -> alt.LayerChart:
-    """Wall time per epoch and per update (ms, log axes) against the batch size."""
-    sweep = result.sweep
-    frame = pd.concat([
-        pd.DataFrame({"batch_size": sweep["batch_size"], "label": sweep["label"], "measure": "per epoch",
-                      "milliseconds": 1000 * sweep["seconds_per_epoch"]}),
-        pd.DataFrame({"batch_size": sweep["batch_size"], "label": sweep["label"], "measure": "per update",
-                      "milliseconds": 1000 * sweep["seconds_per_update"]}),
-    ], ignore_index=True)
-    return _lines(frame, result, "milliseconds", "wall time (ms, log scale)", "measure", 2 * PANEL + 60,
-                  "Time per epoch and per update", "times", log_y=True)
+def _seed_panel(result, measure: str, title: str, y_title: str, width: int, only_ok: str | None = None,
+                log: bool = False) -> alt.LayerChart:
+    """Each seed's value (grey points) and the mean +- one sd (blue) over the swept sizes."""
+    sizes = [int(b) for b in result.sweep["batch_size"]]
+    runs = result.runs
+    if only_ok:
+        runs = runs[runs[only_ok].astype(bool)]
+    runs = runs[["batch_size", "seed", measure]]
+    agg = result.sweep[["batch_size", f"{measure}_mean", f"{measure}_sd"]].rename(
+        columns={f"{measure}_mean": "mean", f"{measure}_sd": "sd"})
+    if log:
+        runs, agg = _positive(runs, measure), _positive(agg, "mean")
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    x = _x(sizes)
+    seeds = alt.Chart(runs).mark_point(size=22, color=GREY, opacity=0.8).encode(
+        x=x, y=alt.Y(field=measure, type="quantitative", title=y_title, scale=scale),
+        tooltip=[alt.Tooltip(field="batch_size", type="quantitative", title="batch size"),
+                 alt.Tooltip(field="seed", type="quantitative"),
+                 alt.Tooltip(field=measure, type="quantitative", format=".4g")])
+    mean = alt.Chart(agg).encode(
+        x=x, y=alt.Y(field="mean", type="quantitative", title=y_title, scale=scale),
+        tooltip=[alt.Tooltip(field="batch_size", type="quantitative", title="batch size"),
+                 alt.Tooltip(field="mean", type="quantitative", format=".4g"),
+                 alt.Tooltip(field="sd", type="quantitative", title="sd over seeds", format=".3g")])
+    bars = alt.Chart(agg.dropna(subset=["sd"])).mark_errorbar(color=PALETTE[0], ticks=True).encode(
+        x=x, y=alt.Y(field="mean", type="quantitative", title=y_title, scale=scale),
+        yError=alt.YError(field="sd"))
+    return alt.layer(seeds.properties(name=f"{measure}_seeds"), mean.mark_line(color=PALETTE[0]).properties(name=f"{measure}_mean"),
+                     mean.mark_point(filled=True, size=45, color=PALETTE[0]), bars).properties(
+        width=width, height=PLOT, title=title)
 
 
 def quality_chart(result) -> alt.HConcatChart:
-    """Left: final training and validation metric; right: the generalization gap (train - val)."""
-    sweep = result.sweep
-    metric = pd.concat([
-        pd.DataFrame({"batch_size": sweep["batch_size"], "label": sweep["label"], "split": "training",
-                      "value": sweep["train_metric"]}),
-        pd.DataFrame({"batch_size": sweep["batch_size"], "label": sweep["label"], "split": "validation",
-                      "value": sweep["val_metric"]}),
-    ], ignore_index=True)
-    left = _lines(metric, result, "value", result.metric, "split", PANEL, f"Final {result.metric}", "metric")
-    right = _lines(sweep[["batch_size", "label", "gap"]], result, "gap", f"train - validation {result.metric}",
-                   None, PANEL, "Generalization gap", "gap", zero_rule=True)
-    return alt.hconcat(left, right)
+    """Left: training loss at the end of each run; middle: validation metric; right: the
+    generalization gap (train - validation metric). Seeds in grey, mean +- sd in blue."""
+    metric = result.metric
+    return alt.hconcat(
+        _seed_panel(result, "train_loss", "Training loss at the end", "training loss", SMALL),
+        _seed_panel(result, "val_metric", f"Validation {metric}", f"validation {metric}", SMALL),
+        _seed_panel(result, "gap", "Generalization gap", f"train − validation {metric}", SMALL),
+    )
 
 
 def sharpness_chart(result) -> alt.HConcatChart:
-    """lambda_max, epsilon-sharpness and Hessian trace at each size's final weights."""
-    frame = result.sweep[["batch_size", "label", "lambda_max", "eps_sharpness", "hessian_trace"]]
-    panels = [
-        ("lambda_max", "largest Hessian eigenvalue", "lambda_max"),
-        ("eps_sharpness", "epsilon-sharpness (%)", "Keskar's epsilon-sharpness"),
-        ("hessian_trace", "Hessian trace (Hutchinson)", "Hessian trace"),
-    ]
-    return alt.hconcat(*[
-        _lines(frame, result, col, y_title, None, SMALL, title, col,
-               noise_rule=False)
-        for col, y_title, title in panels
-    ])
+    """lambda_max, epsilon-sharpness and the Hessian trace at each run's settled point (only the
+    seeds whose settled point passed the critical-point rule)."""
+    return alt.hconcat(
+        _seed_panel(result, "lambda_max", "lambda_max", "largest Hessian eigenvalue", SMALL, only_ok="critical"),
+        _seed_panel(result, "eps_sharpness", "Epsilon-sharpness", "epsilon-sharpness (%)", SMALL, only_ok="critical"),
+        _seed_panel(result, "hessian_trace", "Hessian trace", "trace (Hutchinson)", SMALL, only_ok="critical"),
+    )
 
 
-def interpolation_chart(result) -> alt.TopLevelMixin:
+def curves_chart(result) -> alt.Chart:
+    """Training loss (full pass) along each run against the updates taken, one line per seed,
+    coloured by batch size."""
+    frame = result.curves.merge(
+        pd.DataFrame({"batch_size": result.sweep["batch_size"],
+                      "batch": [f"batch {result.label(int(b))}" for b in result.sweep["batch_size"]]}),
+        on="batch_size")
+    order = [f"batch {result.label(int(b))}" for b in result.sweep["batch_size"]]
+    return alt.Chart(_positive(frame, "train_loss")).mark_line(point=alt.OverlayMarkDef(size=12), opacity=0.8).encode(
+        x=alt.X(field="step", type="quantitative", title="updates"),
+        y=alt.Y(field="train_loss", type="quantitative", title="training loss (log scale)", scale=alt.Scale(type="log")),
+        color=alt.Color(field="batch", type="nominal", title=None, sort=order, scale=alt.Scale(range=PALETTE),
+                        legend=alt.Legend(orient="bottom", columns=4, labelLimit=300)),
+        detail=alt.Detail(field="seed", type="nominal"),
+        tooltip=[alt.Tooltip(field="batch", type="nominal"), alt.Tooltip(field="seed", type="quantitative"),
+                 alt.Tooltip(field="step", type="quantitative", title="updates"),
+                 alt.Tooltip(field="train_loss", type="quantitative", format=".4g")],
+    ).properties(width=2 * PANEL, height=PLOT, title="Training loss along the runs (one line per seed)", name="curves")
+
+
+def interpolation_chart(result) -> alt.HConcatChart:
     """Loss and metric along the line from the smallest-batch solution (alpha 0) to the largest (1)."""
     frame = result.interpolation
-    labels = dict(zip(result.sweep["batch_size"], result.sweep["label"]))
     ends = pd.DataFrame({
         "alpha": [0.0, 1.0],
-        "label": [f"batch {labels.get(result.interp_from, result.interp_from)}",
-                  f"batch {labels.get(result.interp_to, result.interp_to)}"],
+        "label": [f"batch {result.label(result.interp_from)}", f"batch {result.label(result.interp_to)}"],
     })
     lo, hi = (float(frame["alpha"].min()), float(frame["alpha"].max())) if len(frame) else (-0.5, 1.5)
 
     def panel(y: str, y_title: str, title: str) -> alt.LayerChart:
         base = alt.Chart(frame).encode(
-            x=alt.X("alpha:Q", title="alpha (0 = smallest batch, 1 = largest)",
+            x=alt.X(field="alpha", type="quantitative", title="alpha (0 = smallest batch, 1 = largest)",
                     scale=alt.Scale(domain=[lo, hi], nice=False)),
-            y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
-            color=alt.Color("split:N", title=None, scale=alt.Scale(range=PALETTE), legend=alt.Legend(orient="bottom")),
-            tooltip=["alpha", "split", y],
+            y=alt.Y(field=y, type="quantitative", title=y_title, scale=alt.Scale(zero=False)),
+            color=alt.Color(field="split", type="nominal", title=None, scale=alt.Scale(range=PALETTE),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=[alt.Tooltip(field="alpha", type="quantitative"), alt.Tooltip(field="split", type="nominal"),
+                     alt.Tooltip(field=y, type="quantitative", format=".4g")],
         )
-        marks = alt.Chart(ends).encode(x="alpha:Q", tooltip=["label", "alpha"])
+        marks = alt.Chart(ends).encode(x=alt.X(field="alpha", type="quantitative"),
+                                       tooltip=[alt.Tooltip(field="label", type="nominal")])
         rules = marks.mark_rule(strokeDash=[4, 3], color="#777777").properties(name=f"{y}_solutions")
-        labels = marks.mark_text(align="left", baseline="top", dx=3, dy=3, color="#555555").encode(
-            text="label:N", y=alt.value(0)
-        )
-        return alt.layer(base.mark_line().properties(name=f"{y}_interpolation"), rules, labels, title=title).properties(width=PANEL, height=HEIGHT - 40)
+        text = marks.mark_text(align="left", baseline="top", dx=3, dy=3, color="#555555").encode(
+            text=alt.Text(field="label", type="nominal"), y=alt.value(0))
+        return alt.layer(base.mark_line().properties(name=f"{y}_interpolation"), rules, text).properties(
+            width=PANEL, height=PLOT, title=title)
 
     return alt.hconcat(
-        panel("loss", "loss", "Loss along the line between the two solutions"),
-        panel("metric", result.metric, f"{result.metric} along the line"),
+        panel("loss", "loss", "Loss between the two solutions"),
+        panel("metric", result.metric, f"{result.metric} between the two solutions"),
     )
