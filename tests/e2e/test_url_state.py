@@ -82,3 +82,15 @@ def test_a_reload_after_an_upload_names_the_lost_file_and_a_new_upload_restores_
     upload_csv(page, csv_path)
     expect(sidebar_select(page, "Target column")).to_have_value("colour")
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_an_oversize_upload_is_explained_on_the_page_with_the_limit(page, app_url, tmp_path: Path):
+    open_home(page, f"{app_url}/?lab_dataset=Upload+CSV")
+    big = tmp_path / "huge.csv"
+    big.write_bytes(b"a,b\n" + b"1,2\n" * (51 * 2**20 // 4))  # 51 MB: over the 50 MB cap
+    page.get_by_test_id("stSidebar").get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(big))
+    wait_idle(page)
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_text("No file is loaded yet")).to_be_visible()
+    expect(main.get_by_text("up to 50 MB")).to_be_visible()
+    assert main.get_by_text("Dataset:").count() == 0
