@@ -96,9 +96,8 @@ def _colour(field: str, title, kind: str = "nominal", **kw) -> alt.Color:
 
 def _kind(frame: pd.DataFrame, name: str) -> str:
     """Q for numbers, N for anything else (tooltips over columns the caller did not type)."""
-    column = frame[name]
-    if isinstance(column, pd.DataFrame):  # duplicate names: the first one is encoded
-        column = column.iloc[:, 0]
+    # By position: column labels may be numbers, and a duplicated name encodes its first column.
+    column = frame.iloc[:, [str(c) for c in frame.columns].index(str(name))]
     return "Q" if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column) else "N"
 
 
