@@ -66,7 +66,7 @@ def pyhessian_top1(model, X, y, max_iter=100, tol=1e-3, seed=SEED):
     loss = nn.functional.cross_entropy(model(X), y)
     grads = torch.autograd.grad(loss, params, create_graph=True)
     gen = torch.Generator().manual_seed(seed)
-    v = [torch.randn(p.shape, generator=gen) for p in params]
+    v = [torch.randn(p.shape, generator=gen).to(p.device) for p in params]  # same start on any device
     norm = torch.sqrt(sum((x * x).sum() for x in v))
     v = [x / (norm + 1e-6) for x in v]
     eigenvalue, count = None, 0

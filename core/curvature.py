@@ -300,7 +300,9 @@ def hessian_matrix(f: Loss, theta: torch.Tensor, hvp_method: str = DEFAULT_HVP,
             f"The exact Hessian of {n:,} parameters is too large (limit {EXACT_MAX_PARAMS:,}); "
             "use hessian_extremes or hutchinson_trace."
         )
-    return _hvp_operator(f, theta, hvp_method, should_stop).columns()
+    H = _hvp_operator(f, theta, hvp_method, should_stop).columns()
+    check_stop(should_stop, "the exact Hessian")  # a request during the last column
+    return H
 
 
 def hessian_eigenvalues(f: Loss, theta: torch.Tensor, should_stop: ShouldStop | None = None) -> np.ndarray:
@@ -565,7 +567,9 @@ def hessian_extremes(
     if n > EXACT_MAX_PARAMS:
         raise ValueError(f"method='exact' needs at most {EXACT_MAX_PARAMS:,} parameters, got {n:,}.")
     op = _hvp_operator(f, theta, hvp_method, should_stop)
-    vals, vecs = np.linalg.eigh(op.columns())
+    H = op.columns()
+    check_stop(should_stop, "the exact Hessian")  # the eigensolve itself cannot be interrupted
+    vals, vecs = np.linalg.eigh(H)
     return done(vals[0], vals[-1], count + op.count, vecs[:, 0], vecs[:, -1], "exact")
 
 
