@@ -236,6 +236,7 @@ def test_exact_hessian_refuses_large_problems():
 
 
 # --------------------------------------------------------------------------- model_loss purity
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_model_loss_leaves_model_untouched(iris):
     X, y = iris
     model = tanh_mlp([4, 8, 3], seed=2, batch_norm=True).train()
@@ -256,6 +257,7 @@ def test_model_loss_leaves_model_untouched(iris):
     for method in ("double", "func"):
         hvp(f, theta, torch.ones_like(theta), method=method)
     hessian_extremes(f, theta, method="iterative")
+    hessian_extremes(f, theta)  # float32 products through the same f
     classify_point(f, theta)
 
     assert model.training and all(m.training for m in model.modules())
