@@ -1,48 +1,43 @@
-"""Gradient stall: detection on constructed curves, classification against torch's exact Hessian,
-the lecture's toy network against its closed form, and AppTests of the page."""
+"""Gradient stall: detection on constructed records, the issue-12 defects, scenarios whose answers are
+known by construction, properties over seeds and configs, classification against torch's exact
+Hessian and scikit-learn, the lecture's toy network against its closed form, and AppTests."""
+import doctest
 import json
+import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LinearRegression
 from streamlit.testing.v1 import AppTest
 
-from core.data import load_builtin
+import core.diagnoses.stall as stall_module
+from core.curvature import KINDS
+from core.data import Dataset, load_builtin
 from core.diagnoses.stall import (
-    CRITICAL, OSCILLATION, SCENARIO, Config, detect_stalls, escape_profile, run, smooth, spectrum_histogram,
-    stall_windows, thin, toy_map, toy_point, validate, window_drop,
+    CRITICAL, NOT_CLASSIFIED, NOT_CRITICAL, OSCILLATION, SCENARIO, STALL_KINDS, UNCLEAR, Config, check_work,
+    detect_stalls, display_points, display_stalls, escape_profile, run, spectrum_histogram, thin, toy_map, toy_point,
+    validate,
 )
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp
+from core.rules import CRITICAL_GAIN, critical_test
+from core.runs import prepare_split
 from core.train import TrainConfig, split_data, train
 
 APP = "../app.py"
 F64 = torch.float64
 
 
-# --------------------------------------------------------------------------- detection
-def test_smooth_is_a_trailing_mean():
-    x = np.random.default_rng(0).normal(size=50)
-    ref = np.array([x[max(0, i - 4): i + 1].mean() for i in range(50)])
-    np.testing.assert_allclose(smooth(x, 5), ref, rtol=1e-12)
+def test_doctests():
+    assert doctest.testmod(stall_module).failed == 0
 
 
-def test_window_drop_is_the_relative_fall_over_the_window():
-    loss = np.array([4.0, 3.0, 2.0, 2.0, 3.0])
-    drop = window_drop(loss, 2)
-    assert np.isnan(drop[:2]).all()
-    np.testing.assert_allclose(drop[2:], [(4 - 2) / 4, (3 - 2) / 3, (2 - 3) / 2], rtol=1e-12)
-
-
-def test_stall_windows_merge_overlapping_windows():
-    flat = np.zeros(20, dtype=bool)
-    flat[[5, 6, 7, 15]] = True
-    assert stall_windows(flat, 3) == [(2, 7), (12, 15)]
-    flat[10] = True  # window [7, 10] touches the first span: merged
-    assert stall_windows(flat, 3) == [(2, 10), (12, 15)]
-
-
+# --------------------------------------------------------------------------- detection from a record
 def _constructed_run() -> pd.DataFrame:
     """A linear fall to 0.5 (steps 0-199), a plateau with |g| = 1e-5 (200-499), a fall to 0.3
     (500-699), then a bouncing loss with |g| = 1 and cos = -1 (700-999)."""
@@ -55,27 +50,57 @@ def _constructed_run() -> pd.DataFrame:
     return pd.DataFrame({"step": t, "loss": loss, "grad_norm": grad, "grad_cos": cos})
 
 
-def test_detect_stalls_finds_the_plateau_and_the_bounce():
+def test_detect_stalls_finds_the_plateau_and_the_bounce_by_the_log_rules():
     # Closed form with window 100, eps 1%, a 10-step trailing mean (lag 4.5 steps): the plateau's
     # first flat step is where the smoothed loss 100 steps back is below 0.5 / 0.99 (about step
-    # 303, window start 203); its last is where the fall into step 500+ reaches 1% (about 509).
+    # 303, span start 203); its last is where the fall into step 500+ reaches 1% (about 509).
     steps = _constructed_run()
-    stalls = detect_stalls(steps, window=100, rel_eps=0.01, grad_threshold=0.05)
+    stalls = detect_stalls(steps, window=100, rel_eps=0.01)
     assert list(stalls["kind"]) == [CRITICAL, OSCILLATION]
+    assert set(stalls["evidence"]) == {"log"}
     first, second = stalls.iloc[0], stalls.iloc[1]
     assert 198 <= first["start"] <= 208 and 505 <= first["end"] <= 512
-    assert first["grad_median"] == pytest.approx(1e-5)
+    assert first["grad_median"] == pytest.approx(1e-5) and first["grad_early"] == pytest.approx(1.0)
     assert 698 <= second["start"] <= 708 and second["end"] == 999
     assert second["cos_mean"] == pytest.approx(-1.0, abs=1e-12)
-    assert second["grad_median"] == pytest.approx(1.0)
-    assert {"smooth_loss", "window_drop", "flat"} <= set(steps.columns)
+    assert list(steps.columns) == ["step", "loss", "grad_norm", "grad_cos"]  # the input is not changed
+
+
+def test_detect_stalls_reads_a_log_recorded_every_tenth_step_and_without_gradients():
+    steps = _constructed_run().iloc[::10].reset_index(drop=True)
+    stalls = detect_stalls(steps, window=100, rel_eps=0.01)
+    assert len(stalls) == 2 and 190 <= stalls["start"].iloc[0] <= 210 and 500 <= stalls["end"].iloc[0] <= 520
+    loss_only = detect_stalls(steps[["step", "loss"]], window=100, rel_eps=0.01)
+    assert len(loss_only) == 2 and set(loss_only["kind"]) == {UNCLEAR}
+
+
+def test_a_slowly_falling_noisy_loss_is_never_a_stall():
+    # Issue 12 in miniature: a mini-batch loss falling 62% over 1,000 steps under heavy noise. The
+    # old detector merged every noisy flat window into one stall "22-975 ... the loss is flat".
+    rng = np.random.default_rng(0)
+    t = np.arange(1000)
+    loss = 0.1929 * np.exp(-t * np.log(0.1929 / 0.0723) / 1000) * (1 + 0.4 * rng.standard_normal(1000))
+    steps = pd.DataFrame({"step": t, "loss": np.abs(loss), "grad_norm": 1.0})
+    assert detect_stalls(steps, window=100, rel_eps=0.01).empty
+
+
+def test_no_two_stalls_share_a_step_and_none_fell_more_than_allowed():
+    rng = np.random.default_rng(1)
+    for seed in range(5):
+        t = np.arange(2000)
+        loss = np.r_[np.linspace(1, 0.5, 500), np.full(700, 0.5), np.linspace(0.5, 0.2, 300), np.full(500, 0.2)]
+        loss = loss * (1 + 0.002 * rng.standard_normal(2000))
+        stalls = detect_stalls(pd.DataFrame({"step": t, "loss": loss}), window=100, rel_eps=0.01)
+        assert len(stalls) == 2
+        assert (stalls["start"].iloc[1:].to_numpy() > stalls["end"].iloc[:-1].to_numpy()).all()
+        assert (stalls["rel_drop"] <= 0.01 * np.maximum(1, stalls["steps"] / 100)).all()
 
 
 def test_thin_keeps_first_and_last_rows():
     frame = pd.DataFrame({"a": range(10_001)})
     out = thin(frame, 4000)
     assert len(out) <= 4001 and out["a"].iloc[0] == 0 and out["a"].iloc[-1] == 10_000
-    assert thin(frame.head(10), 4000) is not None and len(thin(frame.head(10), 4000)) == 10
+    assert len(thin(frame.head(10), 4000)) == 10
 
 
 # --------------------------------------------------------------------------- curvature helpers
@@ -85,39 +110,37 @@ def test_escape_profile_on_a_quadratic_saddle_is_exact():
     prof = escape_profile(f, torch.zeros(2, dtype=F64), np.array([1.0, 0.0]), -1.0, n=11)
     np.testing.assert_allclose(prof["loss"], -0.5 * prof["t"] ** 2, atol=1e-14)
     np.testing.assert_allclose(prof["quadratic"], prof["loss"], atol=1e-14)
-    assert prof["t"].iloc[-1] == pytest.approx(-prof["t"].iloc[0])
 
 
 def test_spectrum_histogram_counts_and_signs():
     eigs = np.array([-2.0, -1.0, -1e-3, 0.0, 0.0, 1e-9, 3.0, 4.0, 1e-2])
     h = spectrum_histogram(eigs, tolerance=1e-6, bins_per_side=5)
     assert h["count"].sum() == len(eigs)
-    by_sign = h.groupby("sign")["count"].sum()
-    assert by_sign.to_dict() == {"negative": 3, "positive": 3, "zero": 3}
-    assert (h["bin_start"] < h["bin_end"]).all() and (np.diff(h["bin_start"]) > 0).all()
-    # Every eigenvalue lies in a bin of its own sign.
+    assert h.groupby("sign")["count"].sum().to_dict() == {"negative": 3, "positive": 3, "zero": 3}
     for e in eigs:
         inside = h[(h["bin_start"] <= e) & (e <= h["bin_end"])]
         sign = "zero" if abs(e) <= 1e-6 else ("negative" if e < 0 else "positive")
         assert sign in set(inside["sign"])
 
 
-# --------------------------------------------------------------------------- the stall scenario
+# --------------------------------------------------------------------------- scenarios known by construction
 @pytest.fixture(scope="module")
 def scenario():
     return run(load_builtin("moons"), LabSetup(), Config(scenario=True))
 
 
-def test_scenario_finds_a_saddle_then_a_minimum_or_flat_point(scenario):
-    points = scenario.points
-    saddles = scenario.stalls[(scenario.stalls["kind"] == CRITICAL) & (scenario.stalls["point_kind"] == "saddle point")]
-    assert len(saddles) >= 1
-    assert (saddles["eig_min"] < 0).all()
-    first_saddle = points[points["kind"] == "saddle point"].iloc[0]
-    later = points[points["step"] > first_saddle["step"]]
-    assert later["kind"].isin(["local minimum", "flat (degenerate)"]).any()
-    assert points.iloc[-1]["point"].startswith("end")
-    assert scenario.verdict.kind == "warning" and "saddle point" in scenario.verdict.text
+@pytest.fixture(scope="module")
+def default_run():
+    return run(load_builtin("moons"), LabSetup(), Config())
+
+
+def test_small_init_deep_narrow_net_stalls_at_a_saddle(scenario):
+    first = scenario.stalls.iloc[0]
+    assert first["kind"] == CRITICAL and first["evidence"] == "curvature" and first["point_kind"] == "saddle point"
+    assert first["start"] == 0 and first["eig_min"] < 0 < first["eig_max"]
+    point = scenario.points.set_index("point").loc["S1"]
+    assert point["critical"] and point["gain_share"] < CRITICAL_GAIN
+    assert scenario.verdict.kind == "warning" and "a saddle point" in scenario.verdict.text
     assert "Saddle escape" in scenario.verdict.advice
 
 
@@ -130,90 +153,174 @@ def _reference_scenario_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tens
 
 
 def test_scenario_numbers_match_torch_exact_hessian(scenario):
-    # Re-train the scenario independently and recompute every classified point with
+    # Re-train the scenario independently and recompute every judged point with
     # torch.autograd.functional.hessian + numpy eigvalsh on a hand-written loss.
     sc = SCENARIO
-    assert sc.hidden == (1, 1)
     split = split_data(load_builtin(sc.dataset, seed=sc.seed), "standard", 0.2, sc.seed)
     model = build_mlp(ModelSpec(hidden=sc.hidden, activation=sc.activation, init_scale=sc.init_scale), 2, 1, sc.seed)
+    start = float(_reference_scenario_loss(torch.as_tensor(np.concatenate(
+        [p.detach().double().reshape(-1).numpy() for p in model.parameters()])), *map(
+        lambda a: torch.as_tensor(a, dtype=F64), (split.X_train, split.y_train))))
     hist = train(model, split, TrainConfig(optimizer=sc.optimizer, lr=sc.lr, max_steps=sc.steps,
                                            schedule=sc.schedule, seed=sc.seed, snapshot_every=Config().window // 2))
     X, y = torch.as_tensor(split.X_train, dtype=F64), torch.as_tensor(split.y_train, dtype=F64)
+    assert scenario.start_loss == pytest.approx(start, rel=1e-5)
     for row in scenario.points.itertuples():
-        theta = hist.final_params if row.point.startswith("end") else hist.snapshots[row.step]
-        theta = torch.as_tensor(theta, dtype=F64)
+        theta = torch.as_tensor(hist.final_params if row.point == "end" else hist.snapshots[row.step], dtype=F64)
         H = torch.autograd.functional.hessian(lambda t: _reference_scenario_loss(t, X, y), theta).numpy()
         eigs = np.linalg.eigvalsh(H)
         t = theta.clone().requires_grad_(True)
-        g = torch.autograd.grad(_reference_scenario_loss(t, X, y), t)[0]
-        assert row.loss == pytest.approx(float(_reference_scenario_loss(theta, X, y)), rel=1e-10)
-        assert row.grad_norm == pytest.approx(float(g.norm()), rel=1e-8, abs=1e-12)
-        assert row.eig_min == pytest.approx(eigs[0], rel=1e-8, abs=1e-10)
-        assert row.eig_max == pytest.approx(eigs[-1], rel=1e-8)
-        spectrum = scenario.spectra[scenario.spectra["point"] == row.point]["eigenvalue"].to_numpy()
-        np.testing.assert_allclose(spectrum, eigs, rtol=1e-7, atol=1e-10)
-        assert row.neg_share == pytest.approx(np.mean(eigs < -row.tolerance))
+        g = float(torch.autograd.grad(_reference_scenario_loss(t, X, y), t)[0].norm())
+        assert row.loss == pytest.approx(float(_reference_scenario_loss(theta, X, y)), rel=1e-6)
+        assert row.grad_norm == pytest.approx(g, rel=1e-5, abs=1e-9)
+        assert row.eig_min == pytest.approx(eigs[0], rel=1e-3, abs=1e-6)
+        assert row.eig_max == pytest.approx(eigs[-1], rel=1e-3)
+        spectrum = scenario.spectra[scenario.spectra["point"] == row.label]["eigenvalue"].to_numpy()
+        np.testing.assert_allclose(spectrum, eigs, rtol=1e-5, atol=1e-8)
         assert row.min_ratio == pytest.approx(np.mean(eigs > row.tolerance))
+        # critical or not: |g|^2 / (2 max|lambda|) against 1e-4 x the start loss, from the reference numbers
+        gain = g * g / (2 * max(abs(eigs[0]), abs(eigs[-1])))
+        assert row.critical == (gain < CRITICAL_GAIN * start)
 
 
 def test_scenario_escape_direction_lowers_the_loss(scenario):
     saddle = scenario.points[scenario.points["kind"] == "saddle point"].iloc[0]
-    prof = scenario.escape[scenario.escape["point"] == saddle["point"]]
+    prof = scenario.escape[scenario.escape["point"] == saddle["label"]]
     at_zero = prof.iloc[len(prof) // 2]
     assert at_zero["t"] == pytest.approx(0.0, abs=1e-12)
     assert at_zero["loss"] == pytest.approx(saddle["loss"], rel=1e-10)
-    assert prof["loss"].min() < saddle["loss"] * 0.98  # visibly lower along u
-    # Near t = 0 the quadratic model L0 + g.u t + lambda_min t^2 / 2 fits the real loss.
-    near = prof.iloc[len(prof) // 2 - 1: len(prof) // 2 + 2]
-    np.testing.assert_allclose(near["loss"], near["quadratic"], rtol=2e-3)
+    assert prof["loss"].min() < saddle["loss"] * 0.98
 
 
-# --------------------------------------------------------------------------- lab runs
-@pytest.fixture(scope="module")
-def default_run():
-    return run(load_builtin("moons"), LabSetup(), Config())
-
-
-def test_default_run_finds_an_oscillation_with_gradients_pointing_back(default_run):
+def test_learning_rate_moderately_too_high_bounces_with_cosine_near_minus_one(default_run):
+    # Full-batch SGD at lr 0.5 on moons sits at the edge of stability: the loss stops falling while
+    # successive gradients point back and forth, and the gradient is not ~0 by the critical test.
     osc = default_run.stalls[default_run.stalls["kind"] == OSCILLATION]
-    assert len(osc) >= 1 and osc["cos_mean"].min() < -0.5
-    assert (osc["grad_median"] > default_run.grad_threshold).all()
-    assert default_run.verdict.kind in ("warning", "info", "good")
-    assert default_run.grad_threshold == pytest.approx(max(1e-4, 0.05 * default_run.steps["grad_norm"].max()))
+    assert len(osc) >= 1 and (osc["cos_mean"] < -0.9).all() and (osc["evidence"] == "curvature").all()
+    assert (osc["gain_share"] > CRITICAL_GAIN).all()
+    assert default_run.verdict.kind == "warning" and "bouncing across a valley" in default_run.verdict.text
+    assert "not a critical point" in default_run.verdict.text
 
 
-def test_lanczos_extremes_agree_with_the_exact_spectrum(default_run):
-    # 354 parameters: classify_point uses Lanczos (eigsh), the spectrum the dense Hessian.
-    end = default_run.points.iloc[-1]
-    spectrum = default_run.spectra[default_run.spectra["point"] == end["point"]]["eigenvalue"]
-    assert len(spectrum) == default_run.n_params == 354
-    assert end["eig_min"] == pytest.approx(spectrum.min(), rel=1e-4, abs=1e-8)
-    assert end["eig_max"] == pytest.approx(spectrum.max(), rel=1e-4)
-
-
-def test_learning_rate_far_too_large_reports_divergence_with_its_step():
+def test_learning_rate_far_too_high_reports_divergence_with_its_step():
     res = run(load_builtin("diabetes"), LabSetup(), Config(lr=100.0, steps=300, window=50))
     assert res.diverged_at is not None and res.verdict.kind == "problem"
-    assert f"step {res.diverged_at}" in res.verdict.text
-    assert res.points.empty or not res.points["point"].str.startswith("end").any()
+    assert f"diverged at step {res.diverged_at}" in res.verdict.text
+    assert not (res.points["point"] == "end").any()
 
 
-def test_learning_rate_far_too_large_on_tanh_classification_does_not_crash():
-    # tanh saturates instead of overflowing: no NaN, but the loss ends above where it began.
-    res = run(load_builtin("moons"), LabSetup(), Config(lr=100.0, steps=300, window=50))
-    assert res.diverged_at is None
-    assert res.verdict.kind == "problem" or (res.stalls["kind"] == OSCILLATION).any()
+def test_converged_linear_regression_ends_at_a_minimum_with_a_tiny_gradient():
+    # A linear model with squared error is a convex quadratic: full-batch GD converges to the one
+    # minimum, whose loss scikit-learn's LinearRegression gives independently.
+    setup = LabSetup(model=ModelSpec(hidden=()))
+    data = load_builtin("diabetes")
+    res = run(data, setup, Config(lr=0.1, steps=3000, window=200))
+    split = prepare_split(data, setup)
+    ref = LinearRegression().fit(split.X_train, split.y_train)
+    mse = float(np.mean((ref.predict(split.X_train) - split.y_train) ** 2))
+    end = res.points.set_index("point").loc["end"]
+    assert end["loss"] == pytest.approx(mse, rel=1e-3)
+    assert end["critical"] and end["kind"] == "local minimum" and end["gain_share"] < CRITICAL_GAIN
+    assert res.verdict.text.startswith("Converged.") and res.verdict.kind == "good"
 
 
-def test_regression_and_minibatch_runs_work():
-    res = run(load_builtin("diabetes"), LabSetup(), Config(lr=0.05, steps=300, window=50, batch_size=32))
-    assert res.task == "regression" and len(res.points) >= 1
-    assert any("Mini-batches" in n for n in res.notes)
+def test_the_point_kind_agrees_with_classify_point_when_critical_and_says_not_critical_otherwise(default_run):
+    for row in default_run.points.itertuples():
+        assert row.kind in KINDS
+        assert (row.kind == NOT_CRITICAL) == (not row.critical)
+        assert row.hessian_kind != NOT_CRITICAL
+        if row.critical:
+            assert row.kind == row.hessian_kind
+    # and the test itself is core.rules.critical_test on the reported numbers
+    for row in default_run.points.itertuples():
+        assert critical_test(row.grad_norm, row.eig_min, row.eig_max, default_run.start_loss).critical == row.critical
+
+
+# --------------------------------------------------------------------------- issue 12 on a real run
+def _noisy_regression(n=6000, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    y = (np.sin(X[:, 0]) * 2 + X[:, 1] * X[:, 2] + 0.5 * X[:, 3] ** 2 + 0.3 * rng.normal(size=n)).astype(np.float32)
+    return Dataset(X=X, y=y, task="regression", feature_names=tuple(f"f{i}" for i in range(8)), target_name="price",
+                   name="synthetic")
+
+
+def test_minibatch_regression_with_a_slowly_falling_noisy_loss_reports_no_stall():
+    # The diamonds defect: SGD on batches of 32 lowers the loss by ~45% in 1,000 steps under heavy
+    # batch noise; the old page said "Stalled at steps 33-999 ... the loss is flat".
+    res = run(_noisy_regression(), LabSetup(), Config(lr=0.01, batch_size=32, max_train_rows=6000))
+    loss = res.steps["loss"].to_numpy()
+    assert loss[-100:].mean() < 0.7 * loss[:100].mean()  # it really fell
+    assert res.stalls.empty
+    assert res.verdict.text.startswith("No stall") and "flat" not in res.verdict.text
+
+
+@pytest.mark.parametrize("name, setup, config", [
+    ("moons", LabSetup(), Config(optimizer="adam", lr=0.01, steps=600)),
+    ("iris", LabSetup(seed=1), Config(steps=600)),
+    ("circles", LabSetup(seed=2), Config(lr=2.0, steps=600, window=60)),
+    ("moons", LabSetup(seed=3, model=ModelSpec(hidden=(8, 8, 8), init_scale=0.1)), Config(steps=800)),
+    ("diabetes", LabSetup(seed=4), Config(lr=0.05, batch_size=32, steps=600)),
+    ("wine", LabSetup(seed=5), Config(optimizer="momentum", lr=0.3, steps=600, max_classified=0)),
+])
+def test_verdict_agrees_with_its_tables(name, setup, config):
+    res = run(load_builtin(name), setup, config)
+    text, stalls, points = res.verdict.text, res.stalls, res.points
+    assert text.startswith("No stall") == stalls.empty or res.diverged_at is not None
+    if len(stalls):
+        assert "No stall" not in text
+        assert (stalls["rel_drop"] <= config.rel_eps * np.maximum(1, stalls["steps"] / config.window)).all()
+        assert set(stalls["kind"]) <= set(STALL_KINDS)
+        judged = stalls["evidence"] == "curvature"
+        assert (stalls.loc[judged, "kind"] == np.where(stalls.loc[judged, "point_kind"] == NOT_CRITICAL,
+                                                       OSCILLATION, CRITICAL)).all()
+        assert (stalls.loc[~judged, "point_kind"] == NOT_CLASSIFIED).all()
+    for kind in ("saddle point", "local minimum", "local maximum"):
+        if f"a {kind}" in text:  # every saddle/minimum claim has critical_test passing
+            assert ((points["kind"] == kind) & points["critical"]).any()
+    assert (points["critical"] | (points["kind"] == NOT_CRITICAL)).all()
+    if "not a critical point" in text or "not at a critical point" in text:
+        assert (~points["critical"]).any()
+
+
+# --------------------------------------------------------------------------- issue 17: tables and widgets
+def test_unjudged_stalls_show_a_dash_and_not_classified_never_none(default_run):
+    res = run(load_builtin("moons"), LabSetup(), Config(max_classified=0))
+    assert len(res.stalls) and (res.stalls["point_kind"] == NOT_CLASSIFIED).all()
+    shown = display_stalls(res.stalls)
+    text = shown.to_csv(index=False)
+    assert "None" not in text and "nan" not in text.lower() and "—" in text
+    assert (shown["Hessian says"] == NOT_CLASSIFIED).all()
+    assert "None" not in display_points(default_run.points).to_csv(index=False)
+
+
+# --------------------------------------------------------------------------- bounds, stop, validation
+def test_work_bound_refuses_the_heaviest_combinations_before_training():
+    with pytest.raises(ValueError, match="too large for the page"):
+        check_work(20_000, 50_000, 481)
+    check_work(1000, 2000, 17_290)  # the largest model on digits' default rows passes
+    digits = load_builtin("digits")
+    big = LabSetup(model=ModelSpec(hidden=(64, 64, 64, 64)))
+    with pytest.raises(ValueError, match="too large for the page"):
+        run(digits, big, Config(steps=20_000, window=100))
+
+
+def test_a_stop_during_the_curvature_phase_ends_the_run():
+    class Stop(Exception):
+        pass
+
+    def on_progress(fraction, message):
+        if message.startswith("curvature"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(load_builtin("moons"), LabSetup(), Config(steps=200, window=50), on_progress=on_progress)
 
 
 @pytest.mark.parametrize("bad, message", [
     (dict(steps=1), "two steps"), (dict(lr=-1.0), "positive"), (dict(window=1000, steps=1000), "shorter"),
     (dict(rel_eps=0.0), "between 0 and 1"), (dict(window=10, steps=5000), "1/200"),
+    (dict(max_train_rows=5), "at least 20 rows"),
 ])
 def test_impossible_configs_raise_plain_errors(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -223,6 +330,30 @@ def test_impossible_configs_raise_plain_errors(bad, message):
 def test_batch_larger_than_the_data_is_refused():
     with pytest.raises(ValueError, match="larger than the training split"):
         run(load_builtin("iris"), LabSetup(), Config(batch_size=1000, steps=100, window=20))
+
+
+def test_a_200k_row_upload_stays_far_under_2_gb(tmp_path):
+    # Issue 19: the old page climbed to 5 GB during "curvature at end". A fresh interpreter, so
+    # the peak resident memory is this run's alone (plus imports).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200_000, 10))
+    frame = pd.DataFrame(np.column_stack([X, X @ rng.normal(size=10) + 0.3 * rng.normal(size=200_000)]),
+                         columns=[f"x{i}" for i in range(10)] + ["price"])
+    path = tmp_path / "big.csv"
+    frame.to_csv(path, index=False)
+    script = textwrap.dedent(f"""
+        import resource
+        import core
+        from core.data import load_csv
+        from core.lab import LabSetup
+        from core.diagnoses.stall import Config, run
+        res = run(load_csv({str(path)!r}, target="price"), LabSetup(), Config())
+        print(res.train_rows, res.curvature_rows, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=".").stdout
+    train_rows, curvature_rows, peak_mb = map(int, out.split())
+    assert train_rows == Config().max_train_rows and curvature_rows == Config().curvature_rows
+    assert peak_mb < 1200, f"peak memory {peak_mb} MB"
 
 
 # --------------------------------------------------------------------------- the lecture's example
@@ -236,28 +367,29 @@ def test_toy_origin_matches_the_lecture():
     np.testing.assert_allclose(p.hessian, [[0.0, -2.0], [-2.0, 0.0]], atol=1e-15)
     np.testing.assert_allclose(p.eigenvalues, [-2.0, 2.0], atol=1e-12)
     s = np.sqrt(0.5)
-    u = p.escape_direction
-    assert np.allclose(u, [s, s], atol=1e-12) or np.allclose(u, [-s, -s], atol=1e-12)
-    np.testing.assert_allclose(np.abs(p.eigenvectors[:, 0]), [s, s], atol=1e-12)
-    assert p.kind == "saddle point" and p.loss == 1.0
+    assert np.allclose(np.abs(p.escape_direction), [s, s], atol=1e-12)
+    assert p.kind == "saddle point" and p.loss == 1.0 and p.test.critical
     assert len(p.arrow) == 2 and set(p.arrow["what"]) == {"escape direction"}
 
 
-@pytest.mark.parametrize("w1, w2", [(0.3, -0.7), (1.5, 0.2), (-1.0, -1.0), (2.0, 0.5)])
+@pytest.mark.parametrize("w1, w2", [(0.3, -0.7), (1.5, 0.2), (-1.0, -1.0), (2.0, 0.5), (0.001, 0.0)])
 def test_toy_point_matches_the_closed_form(w1, w2):
     p = toy_point(w1, w2)
     r = 1 - w1 * w2
-    np.testing.assert_allclose(p.gradient, [-2 * w2 * r, -2 * w1 * r], atol=1e-12)
+    g = np.array([-2 * w2 * r, -2 * w1 * r])
+    np.testing.assert_allclose(p.gradient, g, atol=1e-12)
     np.testing.assert_allclose(p.hessian, lecture_hessian(w1, w2), atol=1e-12)
-    np.testing.assert_allclose(p.eigenvalues, np.linalg.eigvalsh(lecture_hessian(w1, w2)), atol=1e-12)
-    H = lecture_hessian(w1, w2)
-    for j in range(2):  # each column is a unit eigenvector
-        np.testing.assert_allclose(H @ p.eigenvectors[:, j], p.eigenvalues[j] * p.eigenvectors[:, j], atol=1e-12)
-    expected = "flat (degenerate)" if abs(r) < 1e-12 else "not critical"  # the valley: eigenvalues 0 and 2(w1²+w2²)
-    assert p.kind == expected
-    if expected == "not critical":  # the arrow points down the gradient
-        d = p.arrow[["x2", "y2"]].to_numpy()[0] - [w1, w2]
-        np.testing.assert_allclose(d / np.linalg.norm(d), -p.gradient / np.linalg.norm(p.gradient), atol=1e-12)
+    eigs = np.linalg.eigvalsh(lecture_hessian(w1, w2))
+    np.testing.assert_allclose(p.eigenvalues, eigs, atol=1e-12)
+    # gradient ~0 when |g|^2 / (2 max|lambda|) < 1e-4 x the origin's loss (1)
+    critical = g @ g / (2 * np.abs(eigs).max()) < CRITICAL_GAIN
+    assert p.test.critical == critical
+    if not critical:
+        assert p.kind == NOT_CRITICAL and p.sentence.startswith("Not a critical point")
+    elif abs(r) < 1e-12:
+        assert p.kind == "flat (degenerate)"  # the valley: eigenvalues 0 and 2(w1² + w2²)
+    else:
+        assert p.kind == "saddle point"  # (0.001, 0): |g| = 2e-3 is ~0 on this scale, and the origin's saddle
 
 
 def test_toy_map_marks_the_saddle_and_the_valley():
@@ -268,8 +400,6 @@ def test_toy_map_marks_the_saddle_and_the_valley():
     rest = marks.drop(origin.index)
     np.testing.assert_allclose(rest["x"] * rest["y"], 1.0, atol=1e-12)
     assert set(rest["kind"]) == {"flat (degenerate)"}
-    np.testing.assert_allclose(valley["x"] * valley["y"], 1.0, atol=1e-12)
-    assert valley[["x", "y"]].abs().max().max() <= 2.0 + 1e-12
 
 
 # --------------------------------------------------------------------------- the page
@@ -286,44 +416,54 @@ def _verdicts(at):
     return _texts(at, "success") + _texts(at, "warning") + _texts(at, "info") + _texts(at, "error")
 
 
-def test_page_default_run_shows_verdict_and_charts():
+def _plain(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)  # the verdict box escapes Markdown characters
+
+
+def test_page_default_run_shows_verdict_tables_and_charts():
     at = _page()
-    assert not at.exception
-    assert not at.error
+    assert not at.exception and not at.error
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 3  # training curves, spectrum, lecture surface
-    assert any("Stalled at steps" in v or "No stall" in v for v in _verdicts(at))
-    spec = json.loads(charts[0].proto.spec)
-    assert "vconcat" in spec
-    # The toy section: the origin is a saddle.
-    assert any(v.startswith("Saddle point") for v in _texts(at, "warning"))
+    assert "vconcat" in json.loads(charts[0].proto.spec)
+    verdict = next(_plain(v) for v in _verdicts(at) if "Stalled" in _plain(v) or "No stall" in _plain(v))
+    assert "bouncing across a valley" in verdict
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Stalls"] == "1" and metrics["Gradient not ~0"] == "1" and metrics["Parameters"] == "354"
+    stall_table = at.dataframe[0].value
+    assert "None" not in stall_table.to_csv() and stall_table["kind"].tolist() == [OSCILLATION]
     at.number_input(key="stall_w1").set_value(1.0).run()
     at.number_input(key="stall_w2").set_value(1.0).run()
-    assert not at.exception and any(v.startswith("Flat (degenerate)") for v in _texts(at, "info"))
+    assert not at.exception and any("flat (degenerate) point" in _plain(v) for v in _texts(at, "info"))
 
 
-def test_page_stall_scenario_calls_the_plateau_a_saddle():
+def test_page_scenario_shows_its_own_settings_greyed_and_keeps_the_lab_values():
     at = _page()
+    at.number_input(key="stall_lr").set_value(0.3).run()
     at.radio(key="stall_source").set_value("scenario").run()
     assert not at.exception
-    assert any("a saddle point (λ_min = -" in v for v in _texts(at, "warning"))
+    lr, steps, opt = at.number_input(key="stall_sc_lr"), at.number_input(key="stall_sc_steps"), \
+        at.selectbox(key="stall_sc_optimizer")
+    assert (lr.value, steps.value, opt.value) == (SCENARIO.lr, SCENARIO.steps, SCENARIO.optimizer)
+    assert lr.disabled and steps.disabled and opt.disabled
+    assert any("a saddle point" in _plain(v) for v in _texts(at, "warning"))
     assert len(at.get("vega_lite_chart")) >= 4  # + the escape plot
+    at.radio(key="stall_source").set_value("lab").run()
+    assert at.number_input(key="stall_lr").value == 0.3 and not at.number_input(key="stall_lr").disabled
 
 
-def test_page_with_uploaded_regression_csv():
-    # Upload after opening the page (the diabetes test below picks its data before).
+def test_page_with_uploaded_regression_csv_and_a_literal_file_name():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
     y = x @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=120)
     csv = pd.DataFrame(np.column_stack([x, y]), columns=["a", "b", "c", "target"]).to_csv(index=False).encode()
     at = _page()
     at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
-    at.sidebar.file_uploader(key="upload").set_value(("data.csv", csv, "text/csv")).run()
+    at.sidebar.file_uploader(key="upload").set_value(("**bold**_name.csv", csv, "text/csv")).run()
     assert not at.exception and not at.error
     assert len(at.get("vega_lite_chart")) >= 3
-    params = {m.label: m.value for m in at.metric}["Parameters"]
-    assert params == "353"  # 3 inputs -> 16 -> 16 -> 1 output: 64 + 272 + 17
-    assert _verdicts(at)
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "353"  # 3 -> 16 -> 16 -> 1
+    assert any("**bold**_name.csv" in t.value for t in at.text)  # shown literally, not as Markdown
 
 
 def test_page_learning_rate_100_shows_divergence_with_its_step():
@@ -332,5 +472,18 @@ def test_page_learning_rate_100_shows_divergence_with_its_step():
     at.switch_page("app_pages/stall.py").run()
     at.number_input(key="stall_lr").set_value(100.0).run()
     assert not at.exception
-    errors = _texts(at, "error")
-    assert any("diverged at step" in e for e in errors)
+    assert any("diverged at step 1" in _plain(e) for e in _texts(at, "error"))
+
+
+def test_page_minimum_ratio_experiment_is_opt_in():
+    at = _page()
+    assert len(at.get("vega_lite_chart")) == 3  # no scatter until asked
+    at.number_input(key="stall_mr_seeds").set_value(2).run()
+    at.multiselect(key="stall_mr_widths").set_value([2]).run()
+    at.toggle(key="stall_mr_run").set_value(True).run()
+    assert not at.exception and not at.error
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = [json.dumps(s.get("title", "")) for s in specs]
+    assert any("Minimum ratio vs training loss at 2 critical points" in t for t in titles)  # the 2 asked for
+    assert any("2.2.2" in c.value for c in at.caption)
+    assert any("What the points show" in m.value for m in at.markdown)

@@ -7,18 +7,23 @@ import pandas as pd
 
 from core.charts import PALETTE, WIDTH, heatmap
 
-KIND_COLORS = alt.Scale(domain=["critical point", "oscillation"], range=[PALETTE[3], PALETTE[1]])
+LECTURE_SECTION = "2.2.2"
+
+KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "unclear"], range=[PALETTE[3], PALETTE[1], "#999999"])
 SIGN_COLORS = alt.Scale(domain=["negative", "zero", "positive"], range=[PALETTE[3], "#999999", PALETTE[0]])
 PANEL_HEIGHT = 170
 
 
 def _windows(stalls: pd.DataFrame, labels: bool) -> alt.LayerChart | alt.Chart:
     """Shaded stall windows over the whole panel height, labelled S1, S2, ... on the top panel."""
-    data = stalls.assign(mid=(stalls["start"] + stalls["end"]) / 2)
+    data = stalls[["stall", "start", "end", "kind", "evidence", "grad_median", "point_kind"]].assign(
+        mid=(stalls["start"] + stalls["end"]) / 2)
     bands = alt.Chart(data).mark_rect(opacity=0.18).encode(
         x="start:Q", x2="end:Q",
         color=alt.Color("kind:N", title="stall", scale=KIND_COLORS),
-        tooltip=["stall", "kind", "start", "end", alt.Tooltip("grad_median:Q", format=".2e"), "point_kind"],
+        tooltip=["stall", "kind", alt.Tooltip("evidence:N", title="judged by"), "start", "end",
+                 alt.Tooltip("grad_median:Q", format=".2e", title="median |g|"),
+                 alt.Tooltip("point_kind:N", title="Hessian says")],
     )
     if not labels:
         return bands
@@ -41,18 +46,16 @@ def _panel(steps: pd.DataFrame, y: str, title: str, log_y: bool, color: str) -> 
 
 
 def training_chart(result, log_y: bool = False) -> alt.VConcatChart:
-    """Loss, gradient norm (with the critical threshold) and gradient cosine against step,
-    stall windows shaded and labelled on every panel."""
+    """Loss, gradient norm and gradient cosine against step, stall windows shaded and labelled on
+    every panel (colour = the stall's kind)."""
     steps, stalls = result.curve, result.stalls
-    has_stalls = len(stalls) > 0
     loss = _panel(steps, "loss", "training loss", log_y, PALETTE[0])
     grad = _panel(steps, "grad_norm", "gradient norm |g|", log_y, PALETTE[2])
-    rule = alt.Chart(pd.DataFrame({"threshold": [result.grad_threshold], "what": ["critical below this"]})).mark_rule(
-        strokeDash=[4, 4], color="black").encode(y="threshold:Q", tooltip=["what", alt.Tooltip("threshold:Q", format=".2e")])
-    cos = _panel(steps, "grad_cos", "cos(g_t, g_t−1)", False, PALETTE[4]).encode(
-        y=alt.Y("grad_cos:Q", title="cos(g_t, g_t−1)", scale=alt.Scale(domain=[-1, 1])))
-    panels = [loss, grad + rule, cos]
-    if has_stalls:
+    panels = [loss, grad]
+    if "grad_cos" in steps and steps["grad_cos"].notna().any():
+        panels.append(_panel(steps, "grad_cos", "cos(g_t, g_t−1)", False, PALETTE[4]).encode(
+            y=alt.Y("grad_cos:Q", title="cos(g_t, g_t−1)", scale=alt.Scale(domain=[-1, 1]))))
+    if len(stalls):
         panels = [_windows(stalls, labels=(i == 0)) + p for i, p in enumerate(panels)]
     title = "Loss, gradient norm and gradient cosine per step (shaded: stalls)"
     return alt.vconcat(*[p.properties(width=WIDTH + 120, height=PANEL_HEIGHT) for p in panels], title=title
@@ -70,7 +73,7 @@ def spectrum_chart(result, point: str) -> alt.Chart:
     """Histogram of the exact Hessian eigenvalues at one classified point on a symlog axis
     (log-spaced bins each side of the zero band), bars coloured by sign."""
     data = result.histogram[result.histogram["point"] == point]
-    row = result.points.set_index("point").loc[point]
+    row = result.points.set_index("label").loc[point]
     tol = float(row["tolerance"]) or 1e-12
     title = (f"Hessian eigenvalues at {point}: {row['neg_share']:.1%} negative, "
              f"minimum ratio {row['min_ratio']:.1%} positive")
@@ -124,3 +127,31 @@ def toy_chart(cells: pd.DataFrame, marks: pd.DataFrame, valley: pd.DataFrame, po
             x="x2:Q", y="y2:Q", angle=alt.Angle("angle:Q", scale=None), tooltip=["what"])
         layers += [shaft, head]
     return alt.layer(*layers)
+
+
+MIN_RATIO_KINDS = alt.Scale(domain=["local minimum", "saddle point", "flat (degenerate)", "local maximum"],
+                            range=[PALETTE[0], PALETTE[3], "#999999", PALETTE[4]])
+
+
+def minimum_ratio_chart(result) -> alt.LayerChart:
+    """The lecture's figure (2.2.2): training loss against minimum ratio (share of positive Hessian
+    eigenvalues) at every critical point found, shape = width, colour = what the Hessian says;
+    a dashed rule at ratio 1 (a strict local minimum)."""
+    pts = result.points.assign(width_label=result.points["width"].map(lambda w: f"{w} hidden units"))
+    n = len(pts)
+    title = alt.Title(f"Minimum ratio vs training loss at {n} critical points (lecture {LECTURE_SECTION})",
+                      subtitle="minimum ratio = share of positive Hessian eigenvalues; 1 = a strict local minimum")
+    dots = alt.Chart(pts).mark_point(
+        size=70, filled=True, opacity=0.8).encode(
+        x=alt.X("min_ratio:Q", title="minimum ratio (positive eigenvalues / all)", scale=alt.Scale(domain=[0, 1.02])),
+        y=alt.Y("loss:Q", title="training loss at the critical point", scale=alt.Scale(zero=False)),
+        color=alt.Color("kind:N", title="Hessian says", scale=MIN_RATIO_KINDS),
+        shape=alt.Shape("width_label:N", title="width"),
+        tooltip=["width", "seed", "n_params", alt.Tooltip("loss:Q", format=".4g"),
+                 alt.Tooltip("grad_norm:Q", format=".2e", title="|g|"),
+                 alt.Tooltip("min_ratio:Q", format=".3f", title="minimum ratio"),
+                 alt.Tooltip("neg_share:Q", format=".3f", title="negative share"),
+                 alt.Tooltip("zero_share:Q", format=".3f", title="zero share"), "kind"],
+    )
+    rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(x="x:Q")
+    return alt.layer(rule, dots, title=title).properties(width=WIDTH, height=320)

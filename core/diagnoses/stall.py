@@ -1,43 +1,79 @@
-"""Gradient-norm stall detector: where did the loss stop falling, and why?
+"""Gradient stall: where did the loss stop falling, and why? (lecture 2.1 and section 3.1)
 
-The lecture (section 2) gives two answers to "my loss stopped going down":
+The lecture gives two answers to "my loss stopped going down":
 - the gradient is ~0: the parameters sit near a critical point, and the Hessian says which kind
   (saddle point, local minimum, flat);
-- the gradient is not ~0 but the loss does not fall: the step is too large for the curvature
-  and bounces across a valley (successive gradients point in opposite directions).
+- the gradient is not ~0 but the loss does not fall: the step is too large for the curvature and
+  bounces across a valley (successive gradients point in opposite directions).
 
-`run` trains the lab model (or the built-in stall scenario) with the one training loop, finds the
-stalls with a sliding window, labels each one by its gradient norm, and classifies the critical
-ones with core.curvature at a parameter snapshot taken inside the stall, and the end of training.
-`toy_point` does the same classification on the lecture's one-sample network y = w1*w2*x.
+Every concept comes from core.rules: a stall is `stall_spans` (a falling loss is never a stall),
+"gradient ~0" is `critical_test` (on the problem's own scale, from curvature), and without
+curvature (a training log) a stall's kind comes from `gradient_collapsed` and `oscillating`.
+
+- `detect_stalls(steps)` needs only a per-step record (step, loss, grad_norm[, grad_cos]), so the
+  training-log page uses the same detector.
+- `run` trains the lab model (or the built-in stall scenario) through core.runs, finds the stalls,
+  and judges the longest few and the end point with core.curvature at a parameter snapshot:
+  `critical_test` decides "critical or not", the Hessian's signs decide which kind.
+- `toy_point` does the same on the lecture's one-sample network y = w1*w2*x.
+
+Decide first (the `Stall` and `Point` findings), word second (`make_verdict`, `point_sentence`).
 
 >>> from core.lab import LabSetup
 >>> from core.data import load_builtin
->>> res = run(load_builtin("moons"), LabSetup(), Config(steps=300))      # doctest: +SKIP
->>> res.stalls[["start", "end", "kind"]]                                 # doctest: +SKIP
+>>> res = run(load_builtin("moons"), LabSetup(), Config(steps=300, window=50))   # doctest: +SKIP
+>>> res.stalls[["start", "end", "kind"]]                                          # doctest: +SKIP
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
-from core.curvature import EXACT_MAX_PARAMS, classify_point, hessian_eigenvalues, model_loss
+from core.curvature import EXACT_MAX_PARAMS, classify_point, gradient, hessian_eigenvalues, model_loss
 from core.data import Dataset, load_builtin
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
+from core.diagnoses.findings import NOISE_MULTIPLE
+from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
-from core.train import (
-    BLOWUP_FACTOR, OPTIMIZERS, TrainConfig, first_blowup, make_loss, set_flat_params, split_data, train,
-    validate_config,
+from core.rules import (
+    CRITICAL_GAIN, CriticalTest, Divergence, critical_test, gradient_collapsed, oscillating, smooth, stall_spans,
+    window_drop,
 )
+from core.runs import on_device, prepare_split, run_model, subsample_rows
+from core.train import OPTIMIZERS, TrainConfig, make_loss, set_flat_params, validate_config
 
-CRITICAL = "critical point"
+# Stall kinds (stable keys; the training-log page shares them).
+CRITICAL = "critical point"  # the gradient is ~0 (critical_test; in a log: gradient_collapsed)
+OSCILLATION = "oscillation"  # the gradient is not ~0 but the loss does not fall
+UNCLEAR = "unclear"  # log rules only: the gradient neither collapsed nor bounces
+STALL_KINDS = (CRITICAL, OSCILLATION, UNCLEAR)
+# Point kinds beyond core.curvature.KINDS.
+NOT_CRITICAL = "not critical"
+NOT_CLASSIFIED = "not classified"
+
 MAX_CURVE_ROWS = 4000  # Altair refuses to export a chart whose data has more than 5,000 rows
-OSCILLATION = "oscillation"
+# Bounded work (issue 19): every widget combination finishes within about 2 minutes on 2 cores.
+# One full-batch update of a tanh MLP costs about 1.5 ns per (row x parameter) on one thread
+# (digits, 4 x 64 units: 37 ms for 1,437 rows x 17,290 parameters), so 4e10 is about a minute.
+MAX_TRAIN_WORK = 4e10  # steps x rows per step x parameters
+# One Hessian-vector product in float64 costs about 1.6 ns per (row x parameter), and the exact
+# spectrum takes one per parameter: 3e10 row x parameter^2 is under a minute, over all points.
+MAX_SPECTRUM_WORK = 3e10
+SNAPSHOT_FLOATS = 4_000_000  # parameter snapshots kept during training (32 MB of float64)
+CURVATURE_STOP_EVERY = 0.3  # seconds between progress calls inside a curvature computation
+
+# core.curvature is gaining a stop callback and a relative eigenvalue tolerance; use them where present.
+# (LAPACK runs under threadpool_limits(1): on 2 busy cores a 2-thread OpenBLAS eigvalsh of a
+# 354 x 354 Hessian took 0.77 s against 0.02 s on one thread.)
+_CLASSIFY_ARGS = set(inspect.signature(classify_point).parameters)
+_SPECTRUM_ARGS = set(inspect.signature(hessian_eigenvalues).parameters)
 
 
 @dataclass(frozen=True)
@@ -59,6 +95,7 @@ class Scenario:
     optimizer: str = "sgd"  # full-batch gradient descent: no noise, no momentum to escape with
     lr: float = 0.15
     steps: int = 1500
+    batch_size: int | None = None  # full batch
     schedule: str = "cosine"  # lr falls from 0.15 to 0 over the run
     seed: int = 0
 
@@ -84,42 +121,106 @@ class Config:
     batch_size: int | None = None  # rows per update; None = full batch (clean gradient norms)
     window: int = 100  # steps per sliding window; a stall lasts at least this long
     rel_eps: float = 0.01  # a window is flat when the loss falls by less than this fraction of it
-    grad_rel: float = 0.05  # critical when the stall's median |g| <= grad_rel x the run's peak |g|
-    grad_floor: float = 1e-4  # ... or <= this absolute floor
-    max_classified: int = 3  # critical stalls classified with the Hessian (each costs HVPs)
+    max_train_rows: int = 2000  # train on at most this many rows of the training split (issue 16)
+    curvature_rows: int = 1000  # the Hessian is computed on at most this many of those rows
+    max_classified: int = 3  # stalls judged with the Hessian, longest first (each costs HVPs)
     spectrum: bool = True  # full eigenvalue spectrum when the model has <= EXACT_MAX_PARAMS params
     escape_points: int = 41  # points t of the 1-D escape plot L(theta + t u)
+
+
+# --------------------------------------------------------------------------- findings
+@dataclass(frozen=True)
+class Point:
+    """One parameter vector judged: the critical test (gradient ~0 on the problem's scale) and
+    the Hessian's signs. `kind` is a core.curvature kind when the test passes, else NOT_CRITICAL."""
+
+    point: str  # stable key: "S1", "S2", ... (a stall's snapshot) or "end"
+    label: str  # "S1 (step 450)", "end (step 1000)"
+    step: int
+    loss: float  # training loss (the rows training used)
+    test: CriticalTest  # core.rules.critical_test with the start loss as the scale
+    kind: str  # "saddle point", "local minimum", ... or NOT_CRITICAL
+    hessian_kind: str  # what the eigenvalue signs alone say (classify_point with its gradient test off)
+    eig_min: float
+    eig_max: float
+    tolerance: float  # eigenvalues within +-tolerance count as zero
+    neg_share: float  # share of eigenvalues below -tolerance (NaN without the spectrum)
+    min_ratio: float  # share above +tolerance: the lecture's "minimum ratio" (NaN without the spectrum)
+    n_eigenvalues: int
+    n_hvp: int
+
+
+@dataclass(frozen=True)
+class Stall:
+    """One stall: its span, why the loss was flat (kind) and on what evidence."""
+
+    stall: str  # stable key "S1", "S2", ...
+    start: int  # first step of the span
+    end: int  # last step of the span
+    kind: str  # CRITICAL, OSCILLATION or UNCLEAR
+    evidence: str  # "curvature" (critical_test at a snapshot) or "log" (gradient_collapsed / oscillating)
+    loss_start: float  # smoothed loss at the start and end of the span
+    loss_end: float
+    grad_median: float  # median per-step gradient norm inside the span
+    grad_early: float  # median gradient norm of the run's first window (the log rules' yardstick)
+    cos_mean: float  # mean cosine of successive gradients inside the span (NaN if not recorded)
+    point: Point | None = None  # the snapshot judged with curvature, if any
+
+    @property
+    def rel_drop(self) -> float:
+        """Relative fall of the smoothed loss over the span (stall_spans keeps it small)."""
+        return (self.loss_start - self.loss_end) / max(abs(self.loss_start), 1e-12)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Everything the verdict is worded from."""
+
+    divergence: Divergence | None
+    start_loss: float  # full training loss before the first update (the critical test's scale)
+    final_loss: float  # full training loss after the last update
+    stalls: tuple[Stall, ...]
+    end: Point | None  # the end point judged with curvature (None if diverged or not computed)
+    window: int
+    rel_eps: float
+    minibatch: bool
+    last_step: int
 
 
 @dataclass(eq=False)
 class Result:
     """Everything the page shows: numpy, floats and DataFrames only (pickled by the cache)."""
 
-    steps: pd.DataFrame  # step, loss, grad_norm, grad_cos, lr, smooth_loss, window_drop, flat
+    steps: pd.DataFrame  # step, epoch, loss, grad_norm, lr, grad_cos, smooth_loss
     curve: pd.DataFrame  # `steps` thinned to at most MAX_CURVE_ROWS rows, for charts
-    stalls: pd.DataFrame  # one row per stall, see STALL_COLUMNS
-    points: pd.DataFrame  # one row per classified point (stalls' snapshots and the end)
-    spectra: pd.DataFrame  # point, eigenvalue (exact spectra; empty when the model is too big)
+    stalls: pd.DataFrame  # one row per stall, STALL_COLUMNS
+    points: pd.DataFrame  # one row per judged point, POINT_COLUMNS
+    spectra: pd.DataFrame  # point, eigenvalue (exact spectra; empty when not computed)
     histogram: pd.DataFrame  # point, bin_start, bin_end, count, sign
     escape: pd.DataFrame  # point, t, loss, quadratic (loss along the escape direction)
+    findings: Findings
     verdict: Verdict
     n_params: int
     task: str
     model: str  # the model's one-line description
     data_name: str
-    grad_peak: float  # the largest gradient norm of the run (reference for "tiny")
-    grad_threshold: float  # a stall is critical when its median |g| is at or below this
+    train_rows: int  # rows trained on
+    split_rows: int  # rows in the training split before the cap
+    curvature_rows: int  # rows the Hessian was computed on
     diverged_at: int | None
-    divergence: str | None
-    final_loss: float  # full training loss at the end (last finite step loss if diverged)
+    divergence: str | None  # the one divergence sentence, or None
+    start_loss: float
+    final_loss: float
     scenario: bool
     notes: list[str] = field(default_factory=list)
 
 
-STALL_COLUMNS = ["stall", "start", "end", "steps", "kind", "loss_start", "loss_end", "rel_drop",
-                 "grad_median", "grad_ratio", "cos_mean", "point_kind", "eig_min", "eig_max"]
-POINT_COLUMNS = ["point", "step", "loss", "grad_norm", "kind", "eig_min", "eig_max", "tolerance",
-                 "neg_share", "min_ratio", "n_eigenvalues", "n_hvp", "sentence"]
+DETECT_COLUMNS = ["stall", "start", "end", "steps", "kind", "evidence", "loss_start", "loss_end", "rel_drop",
+                  "grad_median", "grad_early", "grad_ratio", "cos_mean"]
+STALL_COLUMNS = DETECT_COLUMNS + ["point_kind", "eig_min", "eig_max", "gain_share"]
+POINT_COLUMNS = ["point", "label", "step", "loss", "grad_norm", "curvature", "safe_step_gain", "gain_share",
+                 "critical", "kind", "hessian_kind", "eig_min", "eig_max", "tolerance", "neg_share", "min_ratio",
+                 "n_eigenvalues", "n_hvp", "sentence"]
 
 
 def validate(config: Config) -> None:
@@ -140,89 +241,236 @@ def validate(config: Config) -> None:
         raise ValueError("The window must be at least 1/200 of the run (snapshots are taken every half window).")
     if not 0 < config.rel_eps < 1:
         raise ValueError("The relative threshold must be between 0 and 1.")
-    if not 0 < config.grad_rel < 1:
-        raise ValueError("The relative gradient threshold must be between 0 and 1.")
-    if not config.grad_floor >= 0:
-        raise ValueError("The absolute gradient floor must be zero or more.")
+    if config.max_train_rows < 20:
+        raise ValueError("Train on at least 20 rows.")
+    if config.curvature_rows < 20:
+        raise ValueError("Compute the curvature on at least 20 rows.")
     if config.max_classified < 0:
         raise ValueError("The number of classified stalls cannot be negative.")
     if config.escape_points < 3:
         raise ValueError("The escape plot needs at least 3 points.")
 
 
+def check_work(steps: int, rows_per_step: int, params: int) -> None:
+    """Refuse, with a plain sentence, a run whose training would take more than about a minute."""
+    work = steps * rows_per_step * params
+    if work > MAX_TRAIN_WORK:
+        raise ValueError(
+            f"This run is too large for the page: {steps:,} steps x {rows_per_step:,} rows per step x "
+            f"{params:,} parameters is {work:.2g} row-parameter updates, above the bound of "
+            f"{MAX_TRAIN_WORK:.0e} (about a minute on 2 cores). Lower the steps, the training rows, the batch "
+            "size or the model size.")
+
+
 # --------------------------------------------------------------------------- detection
-def smooth(values: np.ndarray, width: int) -> np.ndarray:
-    """Trailing mean over `width` steps (fewer at the start), which tames mini-batch noise.
+def _window_rows(step: np.ndarray, window: int) -> int:
+    """A window of `window` steps in records (logs may record every k-th step)."""
+    spacing = float(np.median(np.diff(step))) if len(step) > 1 else 1.0
+    return max(2, int(round(window / max(spacing, 1e-12))))
 
-    >>> smooth(np.array([1.0, 3.0, 5.0]), 2)
-    array([1., 2., 4.])
+
+def detect_stalls(steps: pd.DataFrame, window: int = 100, rel_eps: float = 0.01) -> pd.DataFrame:
+    """Stalls of a run from its per-step record alone, with their kind by the log rules.
+
+    `steps` needs columns step and loss, and uses grad_norm and grad_cos when present (as
+    core.train.History.steps or a core.runlog log). `window` is in steps (converted to records by
+    the median step spacing). A stall is core.rules.stall_spans of the loss smoothed over a tenth
+    of a window: a stretch that fell by less than `rel_eps` per window (a falling loss is never a
+    stall). Its kind: CRITICAL when the median gradient norm inside it collapsed
+    (core.rules.gradient_collapsed against the first window's median), else OSCILLATION when
+    successive gradients point against each other (core.rules.oscillating), else UNCLEAR.
+    Returns one row per stall with DETECT_COLUMNS (start and end are `step` values).
+
+    >>> t = np.arange(400)
+    >>> log = pd.DataFrame({"step": t, "loss": np.r_[np.linspace(1, 0.5, 100), np.full(300, 0.5)],
+    ...                     "grad_norm": np.r_[np.ones(100), np.full(300, 1e-3)]})
+    >>> detect_stalls(log, window=50)[["start", "end", "kind"]].values.tolist()
+    [[101, 399, 'critical point']]
     """
-    return pd.Series(values).rolling(max(1, width), min_periods=1).mean().to_numpy()
+    frame = steps[np.isfinite(steps["loss"].to_numpy(dtype=float))]
+    stalls = _detect(frame, window, rel_eps)
+    return pd.DataFrame([_stall_row(s) for s in stalls], columns=DETECT_COLUMNS)
 
 
-def window_drop(loss: np.ndarray, window: int) -> np.ndarray:
-    """Relative fall of `loss` over the `window` steps ending at each step (NaN before one window).
+def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
+    if len(frame) < 3:
+        return []
+    step = frame["step"].to_numpy()
+    loss = frame["loss"].to_numpy(dtype=float)
+    nan = np.full(len(frame), np.nan)
+    grads = frame["grad_norm"].to_numpy(dtype=float) if "grad_norm" in frame else nan
+    cos = frame["grad_cos"].to_numpy(dtype=float) if "grad_cos" in frame else nan
+    rows = _window_rows(step, window)
+    s = smooth(loss, max(1, rows // 10))
+    early = _median(grads[: rows + 1])
+    spans = [(a, b) for a, b in _merge_overlaps(stall_spans(s, rows, rel_eps))
+             if _flat_beyond_noise(loss[a: b + 1], s[a], s[b], rows, rel_eps)]
+    out = []
+    for i, (a, b) in enumerate(spans, start=1):
+        g = _median(grads[a: b + 1])
+        c = cos[a: b + 1]
+        c = float(c[np.isfinite(c)].mean()) if np.isfinite(c).any() else float("nan")
+        kind = CRITICAL if gradient_collapsed(g, early) else OSCILLATION if oscillating(c) else UNCLEAR
+        out.append(Stall(f"S{i}", int(step[a]), int(step[b]), kind, "log", float(s[a]), float(s[b]), g, early, c))
+    return out
 
-    drop[t] = (loss[t - window] - loss[t]) / |loss[t - window]|; negative when the loss rose.
 
-    >>> window_drop(np.array([4.0, 3.0, 2.0, 3.0]), 2)
-    array([nan, nan, 0.5, 0. ])
+def _merge_overlaps(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join spans that share steps: a stall table cannot list one step in two stalls.
+
+    (core.rules.stall_spans joins runs of flat steps closer than a tenth of a window, but each
+    span reaches a whole window back, so noisy losses gave overlapping spans; the joined span is
+    re-checked by _flat_beyond_noise.)
     """
-    drop = np.full(len(loss), np.nan)
-    if len(loss) > window:
-        before, after = loss[:-window], loss[window:]
-        drop[window:] = (before - after) / np.maximum(np.abs(before), 1e-12)
-    return drop
-
-
-def stall_windows(flat: np.ndarray, window: int) -> list[tuple[int, int]]:
-    """Merge the windows [t - window, t] of every flat step t into disjoint (start, end) ranges.
-
-    >>> stall_windows(np.array([False, False, True, True, False, False, False, True]), 2)
-    [(0, 3), (5, 7)]
-    """
-    spans: list[tuple[int, int]] = []
-    for t in np.flatnonzero(flat):
-        start = int(t) - window
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], int(t))
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
         else:
-            spans.append((start, int(t)))
-    return spans
+            merged.append((a, b))
+    return merged
 
 
-def detect_stalls(steps: pd.DataFrame, window: int, rel_eps: float, grad_threshold: float) -> pd.DataFrame:
-    """Stalls of a run: where the smoothed loss fell by less than `rel_eps` over `window` steps.
+def _flat_beyond_noise(raw: np.ndarray, first: float, last: float, window: int, rel_eps: float) -> bool:
+    """Keep a span only where the evidence carries "the loss fell by less than rel_eps per window".
 
-    `steps` needs columns step, loss, grad_norm and optionally grad_cos (as History.steps). A
-    stall is a "critical point" stall when its median gradient norm is at or below
-    `grad_threshold`, an "oscillation" stall otherwise. Adds smooth_loss, window_drop and flat
-    columns to `steps` (in place) and returns one row per stall.
+    Two checks: the smoothed loss fell by at most rel_eps per window end to end (core.rules'
+    slow-descent test, needed again for joined spans), and the least-squares trend of the raw loss
+    over the span, plus NOISE_MULTIPLE standard errors, is below rel_eps per window. A noisy
+    mini-batch loss whose window-to-window wiggle hides a slow descent is then no stall: the data
+    cannot tell it from a fall (issue 12: a 62% fall was reported as a flat loss).
     """
-    loss = steps["loss"].to_numpy(dtype=float)
-    grads = steps["grad_norm"].to_numpy(dtype=float)
-    cos = steps["grad_cos"].to_numpy(dtype=float) if "grad_cos" in steps else np.full(len(loss), np.nan)
-    s = smooth(loss, max(1, window // 10))
-    drop = window_drop(s, window)
-    flat = np.nan_to_num(drop, nan=np.inf) < rel_eps
-    steps["smooth_loss"], steps["window_drop"], steps["flat"] = s, drop, flat
-    rows = []
-    for i, (a, b) in enumerate(stall_windows(flat, window), start=1):
-        g = float(np.median(grads[a : b + 1]))
-        c = cos[a : b + 1]
-        c = c[np.isfinite(c)]
-        rows.append(dict(
-            stall=f"S{i}", start=int(steps["step"].iloc[a]), end=int(steps["step"].iloc[b]), steps=b - a,
-            kind=CRITICAL if g <= grad_threshold else OSCILLATION,
-            loss_start=float(s[a]), loss_end=float(s[b]),
-            rel_drop=float((s[a] - s[b]) / max(abs(s[a]), 1e-12)),
-            grad_median=g, grad_ratio=float("nan"), cos_mean=float(c.mean()) if len(c) else float("nan"),
-            point_kind="", eig_min=float("nan"), eig_max=float("nan"),
-        ))
-    return pd.DataFrame(rows, columns=STALL_COLUMNS)
+    n = len(raw)
+    level = max(abs(first), 1e-12)
+    if (first - last) / level > rel_eps * max(1.0, (n - 1) / window):
+        return False
+    raw = raw[np.isfinite(raw)]
+    if len(raw) < 3:
+        return True
+    x = np.arange(len(raw), dtype=float)
+    slope, intercept = np.polyfit(x, raw, 1)
+    resid = raw - (slope * x + intercept)
+    se = math.sqrt(float(resid @ resid) / (len(raw) - 2) / float(((x - x.mean()) ** 2).sum()))
+    fall_per_window = -slope * window / level
+    return fall_per_window + NOISE_MULTIPLE * se * window / level < rel_eps
 
 
-# --------------------------------------------------------------------------- classification
+def _median(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def _stall_row(s: Stall) -> dict:
+    p = s.point
+    ratio = s.grad_median / s.grad_early if s.grad_early > 0 else float("nan")
+    return dict(stall=s.stall, start=s.start, end=s.end, steps=s.end - s.start, kind=s.kind, evidence=s.evidence,
+                loss_start=s.loss_start, loss_end=s.loss_end, rel_drop=s.rel_drop, grad_median=s.grad_median,
+                grad_early=s.grad_early, grad_ratio=ratio, cos_mean=s.cos_mean,
+                point_kind=p.kind if p else NOT_CLASSIFIED,
+                eig_min=p.eig_min if p else float("nan"), eig_max=p.eig_max if p else float("nan"),
+                gain_share=p.test.gain_share if p else float("nan"))
+
+
+def _point_row(p: Point) -> dict:
+    t = p.test
+    return dict(point=p.point, label=p.label, step=p.step, loss=p.loss, grad_norm=t.grad_norm, curvature=t.curvature,
+                safe_step_gain=t.safe_step_gain, gain_share=t.gain_share, critical=t.critical, kind=p.kind,
+                hessian_kind=p.hessian_kind, eig_min=p.eig_min, eig_max=p.eig_max, tolerance=p.tolerance,
+                neg_share=p.neg_share, min_ratio=p.min_ratio, n_eigenvalues=p.n_eigenvalues, n_hvp=p.n_hvp,
+                sentence=point_sentence(p))
+
+
+def display_stalls(stalls: pd.DataFrame) -> pd.DataFrame:
+    """The stall table as text for the page: numbers to 3 significant digits, '—' where a stall
+    was not judged with the Hessian (never 'None' or 'nan')."""
+    def fmt(x) -> str:
+        return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else num(float(x))
+
+    out = pd.DataFrame({
+        "stall": stalls["stall"], "steps": [step_range(a, b).removeprefix("steps ") for a, b in
+                                            zip(stalls["start"], stalls["end"])],
+        "kind": stalls["kind"], "judged by": stalls["evidence"].map({"curvature": "Hessian", "log": "log rules"}),
+        "loss start → end": [f"{num(a, 4)} → {num(b, 4)}" for a, b in zip(stalls["loss_start"], stalls["loss_end"])],
+        "fall": [pct(x) for x in stalls["rel_drop"]],
+        "median |g|": [fmt(x) for x in stalls["grad_median"]],
+        "|g| / early |g|": [pct(x) for x in stalls["grad_ratio"]],
+        "gradient cosine": [fmt(x) for x in stalls["cos_mean"]],
+        "Hessian says": stalls["point_kind"],
+        "λ_min": [fmt(x) for x in stalls["eig_min"]], "λ_max": [fmt(x) for x in stalls["eig_max"]],
+        "safe-step gain / start loss": [pct(x) if math.isfinite(x) else "—" for x in stalls["gain_share"]],
+    })
+    return out
+
+
+def display_points(points: pd.DataFrame) -> pd.DataFrame:
+    """The judged points as text for the page ('—' where a number was not computed)."""
+    def fmt(x) -> str:
+        return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else num(float(x))
+
+    return pd.DataFrame({
+        "point": points["label"], "loss": [num(x, 4) for x in points["loss"]],
+        "|g|": [fmt(x) for x in points["grad_norm"]], "largest |λ|": [fmt(x) for x in points["curvature"]],
+        "safe-step gain / start loss": [pct(x) for x in points["gain_share"]],
+        "gradient ~0?": ["yes" if c else "no" for c in points["critical"]],
+        "kind": points["kind"], "eigenvalue signs alone": points["hessian_kind"],
+        "λ_min": [fmt(x) for x in points["eig_min"]], "λ_max": [fmt(x) for x in points["eig_max"]],
+        "minimum ratio": [fmt(x) for x in points["min_ratio"]],
+        "negative share": [fmt(x) for x in points["neg_share"]],
+    })
+
+
+# --------------------------------------------------------------------------- curvature at one point
+def _stopper(on_progress: Progress, fraction: float, message: str):
+    """A should_stop callback for core.curvature: it calls on_progress (where a Stop lands under
+    Streamlit) at most every CURVATURE_STOP_EVERY seconds and never asks to stop by itself."""
+    import time
+
+    last = [0.0]
+
+    def should_stop() -> bool:
+        now = time.perf_counter()
+        if now - last[0] >= CURVATURE_STOP_EVERY:
+            last[0] = now
+            on_progress(fraction, message)
+        return False
+
+    return should_stop
+
+
+def judge_point(f, theta: torch.Tensor, grad_norm: float, loss: float, loss_scale: float, point: str, label: str,
+                step: int, spectrum: bool, should_stop=None) -> tuple[Point, np.ndarray | None, np.ndarray | None]:
+    """Judge one point: core.rules.critical_test decides "critical or not" from `grad_norm`
+    (the training loss's gradient) and the Hessian of `f`; the Hessian's signs decide the kind.
+
+    classify_point runs with its own gradient test switched off (grad_tol = inf): its default
+    (|g| <= 1e-3 (1 + loss)) is a different rule, and "gradient ~0" has one rule, critical_test.
+    Returns the Point, the exact spectrum (or None) and the escape direction (a unit vector, only
+    at a critical point with a clearly negative eigenvalue).
+    """
+    kwargs = {}
+    if should_stop is not None and "should_stop" in _CLASSIFY_ARGS:
+        kwargs["should_stop"] = should_stop
+    if "rtol" in _CLASSIFY_ARGS:  # the faster Lanczos path, accurate to 1e-4 of each end
+        kwargs["rtol"] = 1e-4
+    with threadpool_limits(limits=1, user_api="blas"):
+        cp = classify_point(f, theta, grad_tol=math.inf, **kwargs)
+    test = critical_test(grad_norm, cp.eig_min, cp.eig_max, loss_scale)
+    kind = cp.kind if test.critical else NOT_CRITICAL
+    eigs = None
+    n_hvp = cp.n_hvp
+    neg = ratio = float("nan")
+    if spectrum:
+        skw = {"should_stop": should_stop} if should_stop is not None and "should_stop" in _SPECTRUM_ARGS else {}
+        with threadpool_limits(limits=1, user_api="blas"):
+            eigs = hessian_eigenvalues(f, theta, **skw)
+        neg, ratio = float(np.mean(eigs < -cp.tolerance)), float(np.mean(eigs > cp.tolerance))
+        n_hvp += len(eigs)
+    escape = cp.escape_direction if test.critical else None
+    p = Point(point, label, step, loss, test, kind, cp.kind, cp.eig_min, cp.eig_max, cp.tolerance, neg, ratio,
+              0 if eigs is None else len(eigs), n_hvp)
+    return p, eigs, escape
+
+
 def escape_profile(f, theta: torch.Tensor, direction: np.ndarray, eig_min: float, n: int = 41,
                    target_fall: float = 0.05) -> pd.DataFrame:
     """The loss along a line, L(theta + t u) for t in [-a, a], and its quadratic model.
@@ -231,7 +479,7 @@ def escape_profile(f, theta: torch.Tensor, direction: np.ndarray, eig_min: float
     `target_fall` x |L0| at the ends (clipped to [1e-3, 5]): far enough to see the fall, near
     enough for the second-order picture to hold.
     """
-    u = torch.as_tensor(direction, dtype=theta.dtype)
+    u = torch.as_tensor(direction, dtype=theta.dtype, device=theta.device)
     with torch.enable_grad():
         x = theta.clone().requires_grad_(True)
         value = f(x)
@@ -270,28 +518,6 @@ def spectrum_histogram(eigs: np.ndarray, tolerance: float, bins_per_side: int = 
     return pd.DataFrame(rows, columns=["bin_start", "bin_end", "count", "sign"]).astype({"count": int})
 
 
-def _classify(model, loss_fn, split, params: np.ndarray, label: str, step: int, grad_tol: float,
-              config: Config, spectrum: bool) -> tuple[dict, np.ndarray | None, pd.DataFrame | None]:
-    """Classify one parameter vector: a points row, its spectrum and its escape profile."""
-    set_flat_params(model, params)
-    f, theta = model_loss(model, loss_fn, split.X_train, split.y_train)
-    cp = classify_point(f, theta, grad_tol=grad_tol)
-    eigs = hessian_eigenvalues(f, theta) if spectrum else None
-    row = dict(point=label, step=step, loss=cp.loss, grad_norm=cp.grad_norm, kind=cp.kind,
-               eig_min=cp.eig_min, eig_max=cp.eig_max, tolerance=cp.tolerance,
-               neg_share=float("nan"), min_ratio=float("nan"), n_eigenvalues=0, n_hvp=cp.n_hvp,
-               sentence=cp.sentence)
-    if eigs is not None:
-        row.update(neg_share=float(np.mean(eigs < -cp.tolerance)),
-                   min_ratio=float(np.mean(eigs > cp.tolerance)), n_eigenvalues=len(eigs),
-                   n_hvp=cp.n_hvp + len(eigs))
-    escape = None
-    if cp.escape_direction is not None:
-        escape = escape_profile(f, theta, cp.escape_direction, cp.eig_min, config.escape_points)
-        escape.insert(0, "point", label)
-    return row, eigs, escape
-
-
 def thin(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     """Every k-th row (and the last) so that at most about `max_rows` remain.
 
@@ -315,9 +541,11 @@ def _pick_snapshot(snapshots: dict[int, np.ndarray], start: int, end: int) -> in
 
 # --------------------------------------------------------------------------- run
 def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
-    """Train, find the stalls, classify the critical ones and the end point, write a verdict.
+    """Train, find the stalls, judge the longest few and the end with curvature, write a verdict.
 
-    With `config.scenario` the lab data, model and optimizer are replaced by SCENARIO.
+    With `config.scenario` the lab data, model and optimizer are replaced by SCENARIO. Training
+    uses at most `config.max_train_rows` rows of the training split (a random, stratified draw) and
+    the Hessian at most `config.curvature_rows` of those; the notes say so when it matters.
     """
     validate(config)
     on_progress = on_progress or no_progress
@@ -325,193 +553,292 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     if config.scenario:
         sc = SCENARIO
         data = load_builtin(sc.dataset, seed=sc.seed)
-        spec, seed = ModelSpec(hidden=sc.hidden, activation=sc.activation, init_scale=sc.init_scale), sc.seed
-        train_cfg = TrainConfig(optimizer=sc.optimizer, lr=sc.lr, max_steps=sc.steps, schedule=sc.schedule, seed=seed)
+        spec = ModelSpec(hidden=sc.hidden, activation=sc.activation, init_scale=sc.init_scale)
+        setup = LabSetup(model=spec, seed=sc.seed, device=setup.device)
+        train_cfg = TrainConfig(optimizer=sc.optimizer, lr=sc.lr, max_steps=sc.steps, batch_size=sc.batch_size,
+                                schedule=sc.schedule, seed=sc.seed)
     else:
-        spec, seed = setup.model, setup.seed
+        spec = setup.model
         train_cfg = TrainConfig(optimizer=config.optimizer, lr=config.lr, max_steps=config.steps,
-                                batch_size=config.batch_size, seed=seed)
+                                batch_size=config.batch_size, seed=setup.seed)
     window, total = config.window, train_cfg.max_steps
     if window >= total:
         raise ValueError(f"The window ({window} steps) must be shorter than the run ({total} steps).")
-    # A stall lasts at least one window, so a snapshot every half window lands inside each one.
-    # The stall detector reads per-step records only: evaluate the splits once, at the end.
-    train_cfg = replace(train_cfg, snapshot_every=max(1, window // 2), record_grad_cosine=True, eval_every=total)
 
-    split = split_data(data, train_cfg.scaler, train_cfg.val_fraction, seed)
-    validate_config(train_cfg, len(split.X_train))  # before training: a too-large batch fails fast
-    model = build_mlp(spec, split.n_features, split.n_outputs, seed=seed)
-    n = n_params(model)
-    loss_fn = make_loss(train_cfg.loss, split.task, split.n_classes)
+    split = prepare_split(data, setup, train_cfg.scaler, train_cfg.val_fraction)
+    split_rows = len(split.X_train)
+    if split_rows > config.max_train_rows:
+        X, y = subsample_rows(split.X_train, split.y_train, config.max_train_rows, split.task, setup.seed)
+        split = replace(split, X_train=X, y_train=y)
+        notes.append(f"Trained on {config.max_train_rows:,} of the {split_rows:,} training rows (a random draw) so "
+                     "the page stays fast; raise 'training rows' to use more.")
+    train_rows = len(split.X_train)
+    validate_config(train_cfg, train_rows)  # before training: a too-large batch fails fast
+    n = n_params(build_mlp(spec, split.n_features, split.n_outputs))
+    batch = train_rows if train_cfg.batch_size is None else min(train_cfg.batch_size, train_rows)
+    check_work(total, batch, n)
+    # A stall lasts at least one window, so a snapshot every half window lands inside each one;
+    # large models keep fewer (at most SNAPSHOT_FLOATS numbers in all), still one per window.
+    every = max(1, window // 2, math.ceil(total * n / SNAPSHOT_FLOATS))
+    train_cfg = replace(train_cfg, snapshot_every=min(every, window), record_grad_cosine=True, eval_every=total)
 
-    on_train = sub_progress(on_progress, 0.0, 0.7)
-    hist = train(model, split, train_cfg, on_step=lambda k, tot, loss: on_train(k / tot, f"step {k:,} of {tot:,}"))
-
+    rec = run_model(split, setup, train_cfg, key="stall", model_spec=spec,
+                    on_progress=sub_progress(on_progress, 0.0, 0.7), message="training")
+    hist, model = rec.history, rec.model
     steps = hist.steps.copy()
-    finite = steps[np.isfinite(steps["loss"]) & np.isfinite(steps["grad_norm"])].copy()
-    grads = finite["grad_norm"].to_numpy()
-    grad_peak = float(grads.max()) if len(grads) else float("nan")
-    threshold = max(config.grad_floor, config.grad_rel * grad_peak) if len(grads) else config.grad_floor
-    stalls = detect_stalls(finite, window, config.rel_eps, threshold)
-    steps = steps.join(finite[["smooth_loss", "window_drop", "flat"]])
-    if len(stalls):
-        stalls["grad_ratio"] = stalls["grad_median"] / grad_peak
+    finite = steps[np.isfinite(steps["loss"]) & np.isfinite(steps["grad_norm"])]
+    if hist.diverged_at is not None:
+        finite = finite[finite["step"] < hist.diverged_at]
+    stalls = _detect(finite, window, config.rel_eps)
+    steps["smooth_loss"] = np.nan
+    steps.loc[finite.index, "smooth_loss"] = smooth(finite["loss"].to_numpy(dtype=float), max(1, window // 10))
 
-    # Curvature: the longest few critical stalls (at a snapshot near their middle), then the end.
-    spectrum = config.spectrum and n <= EXACT_MAX_PARAMS
-    if config.spectrum and not spectrum:
+    # Curvature: the longest few stalls (at a snapshot near their middle), then the end.
+    loss_fn = make_loss(train_cfg.loss, split.task, split.n_classes)
+    X_full, y_full = on_device(split.X_train, model), on_device(split.y_train, model)
+    Xc, yc = split.X_train, split.y_train
+    if len(Xc) > config.curvature_rows:
+        Xc, yc = subsample_rows(Xc, yc, config.curvature_rows, split.task, setup.seed)
+        notes.append(f"The Hessian is computed on {config.curvature_rows:,} of the {train_rows:,} training rows "
+                     "(a random draw); the gradient norm and the loss on all of them.")
+    Xc, yc = on_device(Xc, model), on_device(yc, model)
+    spectrum_budget = MAX_SPECTRUM_WORK if config.spectrum and n <= EXACT_MAX_PARAMS else 0.0
+    if config.spectrum and n > EXACT_MAX_PARAMS:
         notes.append(f"The model has {n:,} parameters, more than {EXACT_MAX_PARAMS:,}: no full spectrum "
                      "(the extreme eigenvalues come from Lanczos iterations).")
-    critical = stalls[stalls["kind"] == CRITICAL]
-    chosen = critical.nlargest(config.max_classified, "steps").sort_values("start") if len(critical) else critical
-    if len(critical) > len(chosen):
-        notes.append(f"{len(critical)} critical-point stalls; the {len(chosen)} longest were classified.")
+    chosen = sorted(stalls, key=lambda s: s.end - s.start, reverse=True)[: config.max_classified]
+    if len(stalls) > len(chosen):
+        notes.append(f"{len(stalls)} stalls; the {len(chosen)} longest were judged with the Hessian, the others "
+                     "by the log rules (gradient collapse, gradient cosine).")
     jobs = []
-    for idx, stall in chosen.iterrows():
-        snap = _pick_snapshot(hist.snapshots, stall["start"], stall["end"])
+    for s in sorted(chosen, key=lambda s: s.start):
+        snap = _pick_snapshot(hist.snapshots, s.start, s.end)
         if snap is not None:
-            jobs.append((idx, f"{stall['stall']} (step {snap})", snap, hist.snapshots[snap]))
+            jobs.append((s.stall, f"{s.stall} (step {snap:,})", snap, hist.snapshots[snap]))
     if hist.diverged_at is None and hist.final_params is not None:
-        jobs.append((None, f"end (step {total})", total, hist.final_params))
-    elif hist.diverged_at is not None:
-        notes.append("The run diverged, so its end point was not classified.")
+        jobs.append(("end", f"end (step {total:,})", total, hist.final_params))
+    else:
+        notes.append("The run diverged, so its end point was not judged.")
+    hist.snapshots.clear()  # nobody reads the other snapshots: free them before the curvature work
 
-    point_rows, spectra, hists, escapes = [], [], [], []
-    for i, (idx, label, step, params) in enumerate(jobs):
-        on_progress(0.7 + 0.3 * i / max(1, len(jobs)), f"curvature at {label}")
-        row, eigs, esc = _classify(model, loss_fn, split, params, label, step, threshold, config, spectrum)
-        point_rows.append(row)
+    points: dict[str, Point] = {}
+    spectra, hists, escapes = [], [], []
+    skipped_spectrum = 0
+    for i, (key, label, step, params) in enumerate(jobs):
+        fraction = 0.7 + 0.3 * i / max(1, len(jobs))
+        message = f"curvature at {label}"
+        on_progress(fraction, message)
+        set_flat_params(model, params)
+        f_full, th_full = model_loss(model, loss_fn, X_full, y_full)
+        with torch.enable_grad():
+            x = th_full.clone().requires_grad_(True)
+            value = f_full(x)
+            g = torch.autograd.grad(value, x)[0]
+        loss, grad_norm = float(value.detach()), float(torch.linalg.vector_norm(g))
+        del f_full, th_full, x, g, value
+        f, theta = model_loss(model, loss_fn, Xc, yc)
+        cost = float(n) ** 2 * len(Xc)
+        want_spectrum = spectrum_budget >= cost
+        if spectrum_budget and not want_spectrum:
+            skipped_spectrum += 1
+        spectrum_budget -= cost if want_spectrum else 0.0
+        try:
+            p, eigs, escape = judge_point(f, theta, grad_norm, loss, rec.start.train_loss, key, label, step,
+                                          want_spectrum, _stopper(on_progress, fraction, message))
+        except RuntimeError as exc:  # Lanczos did not converge on a large model
+            notes.append(f"{label}: the curvature could not be computed ({exc}).")
+            continue
+        points[key] = p
         if eigs is not None:
             spectra.append(pd.DataFrame({"point": label, "eigenvalue": eigs}))
-            hists.append(spectrum_histogram(eigs, row["tolerance"]).assign(point=label))
-        if esc is not None:
+            hists.append(spectrum_histogram(eigs, p.tolerance).assign(point=label))
+        if escape is not None:
+            esc = escape_profile(f, theta, escape, p.eig_min, config.escape_points)
+            esc.insert(0, "point", label)
             escapes.append(esc)
-        if idx is not None:
-            stalls.loc[idx, ["point_kind", "eig_min", "eig_max"]] = [row["kind"], row["eig_min"], row["eig_max"]]
+    if skipped_spectrum:
+        notes.append(f"The full spectrum was skipped at {skipped_spectrum} point(s) to bound the work "
+                     "(each costs one Hessian-vector product per parameter).")
     on_progress(1.0, "done")
 
-    points = pd.DataFrame(point_rows, columns=POINT_COLUMNS)
-    # The end point's loss is the full training loss after the last update: the number the verdict
-    # and the points table share (the last per-step loss was taken before that update).
-    final_loss = float(points["loss"].iloc[-1]) if jobs and jobs[-1][0] is None else hist.final_loss
+    # A stall judged with curvature takes its kind from critical_test at its snapshot.
+    judged = []
+    for s in stalls:
+        p = points.get(s.stall)
+        if p is not None:
+            s = replace(s, point=p, evidence="curvature", kind=CRITICAL if p.test.critical else OSCILLATION)
+        judged.append(s)
+    minibatch = batch < train_rows
+    if minibatch:
+        notes.append("Mini-batches: each step's loss and gradient come from one batch, so the per-step gradient "
+                     "norm never vanishes; the critical test uses the full gradient over the training rows.")
+    findings = Findings(
+        divergence=rec.divergence, start_loss=rec.start.train_loss,
+        final_loss=rec.end.train_loss if rec.diverged_at is None else hist.final_loss,
+        stalls=tuple(judged), end=points.get("end"), window=window, rel_eps=config.rel_eps,
+        minibatch=minibatch, last_step=total,
+    )
+    stall_df = pd.DataFrame([_stall_row(s) for s in judged], columns=STALL_COLUMNS)
+    point_df = pd.DataFrame([_point_row(p) for p in points.values()], columns=POINT_COLUMNS)
     spectra_df = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame(columns=["point", "eigenvalue"])
     hist_df = (pd.concat(hists, ignore_index=True)[["point", "bin_start", "bin_end", "count", "sign"]] if hists
                else pd.DataFrame(columns=["point", "bin_start", "bin_end", "count", "sign"]))
     escape_df = (pd.concat(escapes, ignore_index=True) if escapes
                  else pd.DataFrame(columns=["point", "t", "loss", "quadratic"]))
-    if train_cfg.batch_size is not None and train_cfg.batch_size < len(split.X_train):
-        notes.append("Mini-batches: each step's loss and gradient come from one batch, so the gradient "
-                     "norm never vanishes and stalls look like oscillation; full batch gives the clean test.")
-    result = Result(
-        steps=steps, curve=thin(steps, MAX_CURVE_ROWS), stalls=stalls, points=points, spectra=spectra_df, histogram=hist_df, escape=escape_df,
-        verdict=Verdict("info", ""), n_params=n, task=split.task, model=spec.describe(), data_name=data.name,
-        grad_peak=grad_peak, grad_threshold=threshold, diverged_at=hist.diverged_at,
-        divergence=hist.divergence_message(), final_loss=final_loss, scenario=config.scenario, notes=notes,
+    return Result(
+        steps=steps, curve=thin(steps, MAX_CURVE_ROWS), stalls=stall_df, points=point_df, spectra=spectra_df,
+        histogram=hist_df, escape=escape_df, findings=findings, verdict=make_verdict(findings), n_params=n,
+        task=split.task, model=spec.describe(), data_name=data.name, train_rows=train_rows, split_rows=split_rows,
+        curvature_rows=len(Xc), diverged_at=rec.diverged_at,
+        divergence=divergence_sentence(rec.divergence) if rec.divergence else None,
+        start_loss=findings.start_loss, final_loss=findings.final_loss, scenario=config.scenario, notes=notes,
     )
-    result.verdict = make_verdict(result, window, config.rel_eps)
-    return result
 
 
-# --------------------------------------------------------------------------- verdict
-def make_verdict(result: Result, window: int, rel_eps: float) -> Verdict:
-    """The plain-language answer, with the numbers, from a finished Result.
+# --------------------------------------------------------------------------- wording
+def _gain_clause(t: CriticalTest) -> str:
+    """The critical test's numbers in words: '|g| = 0.052, and one safe gradient step would gain
+    0.051% of the start loss (the ~0 line is 0.01%)'."""
+    return (f"|g| = {num(t.grad_norm)}, and one safe gradient step would gain {pct(t.gain_share)} of the start "
+            f"loss ({'below' if t.critical else 'above'} the {pct(CRITICAL_GAIN)} line for ~0)")
 
-    Order: divergence; no stall; the loss ended above where it started (step far too large);
-    a saddle; an oscillation; a critical stall at the end after real progress (converged).
+
+def _hessian_clause(p: Point) -> str:
+    """What the eigenvalue signs say, with the numbers."""
+    lo, hi = num(p.eig_min), num(p.eig_max)
+    if p.kind == "saddle point":
+        return f"the Hessian has λ_min = {lo} < 0 < λ_max = {hi}: a saddle point"
+    if p.kind == "local minimum":
+        return f"every Hessian eigenvalue is positive (λ_min = {lo}, λ_max = {hi}): a local minimum"
+    if p.kind == "local maximum":
+        return f"every Hessian eigenvalue is negative (λ_min = {lo}, λ_max = {hi}): a local maximum"
+    return (f"an eigenvalue is zero within tolerance (λ_min = {lo}, λ_max = {hi}): a flat (degenerate) point, "
+            "which the Hessian cannot classify")
+
+
+def point_sentence(p: Point) -> str:
+    """One point in one sentence: critical or not by critical_test, then the Hessian's kind.
+    A point that fails the test is 'not a critical point' whatever its eigenvalue signs."""
+    if not p.test.critical:
+        return (f"Not a critical point: {_gain_clause(p.test)}; so its eigenvalue signs (λ_min = {num(p.eig_min)}, "
+                f"λ_max = {num(p.eig_max)}) do not make it a saddle or a minimum.")
+    return f"A critical point: {_gain_clause(p.test)}, and {_hessian_clause(p)}."
+
+
+def _span(s: Stall) -> str:
+    change = f"a {pct(s.rel_drop)} fall" if s.rel_drop >= 0 else f"a {pct(-s.rel_drop)} rise"
+    return (f"{step_range(s.start, s.end)} (loss {num(s.loss_start, 4)} → {num(s.loss_end, 4)}, {change} "
+            f"over {s.end - s.start:,} steps)")
+
+
+def _stall_sentence(s: Stall, f: Findings) -> str:
+    """'at steps a–b (...) ...': why this stall's loss was flat, from its findings."""
+    cos = f"successive gradients have cosine {num(s.cos_mean, 2)}" if math.isfinite(s.cos_mean) else ""
+    p = s.point
+    if s.kind == CRITICAL and p is not None:
+        text = f"at {_span(s)} at a critical point: at step {p.step:,}, {_gain_clause(p.test)}, and {_hessian_clause(p)}."
+        if p.kind == "saddle point":
+            escaped = f.final_loss < s.loss_end * (1 - f.rel_eps)
+            text += (f" The run escaped it: the loss then fell to {num(f.final_loss, 4)}." if escaped
+                     else " The run never escaped it.")
+        return text
+    if s.kind == CRITICAL:
+        return (f"at {_span(s)}: the gradient collapsed (median |g| = {num(s.grad_median)}, "
+                f"{pct(s.grad_median / s.grad_early)} of its first-window level), the log rule for a critical point; "
+                "the Hessian was not computed for this stall.")
+    if s.kind == OSCILLATION:
+        if p is not None:
+            head = (f"at {_span(s)} with a gradient that is not ~0: at step {p.step:,}, {_gain_clause(p.test)}, so "
+                    "this is not a critical point.")
+        else:
+            head = f"at {_span(s)} with a gradient that did not collapse (median |g| = {num(s.grad_median)})."
+        if oscillating(s.cos_mean):
+            return head + f" {capital(cos)}: each step undoes the last, bouncing across a valley (the step is too " \
+                          "large for the curvature)."
+        if f.minibatch:
+            return head + (f" {capital(cos)}: " if cos else " ") + ("the loss sits at the level the mini-batch noise "
+                                                                    "allows.")
+        return head + (f" {capital(cos)}: " if cos else " ") + "the steps do not lower the loss although a gradient " \
+                                                               "step could."
+    return (f"at {_span(s)}: the gradient neither collapsed (median |g| = {num(s.grad_median)}) nor bounces"
+            f"{' (' + cos + ')' if cos else ''}; the Hessian was not computed here, so the cause is unclear.")
+
+
+def _end_sentence(f: Findings) -> str:
+    e = f.end
+    if e is None:
+        return ""
+    where = f"At the end (step {e.step:,}, loss {num(e.loss, 4)})"
+    if not e.test.critical:
+        return f" {where} the parameters are not at a critical point: {_gain_clause(e.test)}."
+    return f" {where} the gradient is ~0: {_gain_clause(e.test)}, and {_hessian_clause(e)}."
+
+
+def make_verdict(f: Findings) -> Verdict:
+    """The plain-language answer, worded from the findings only.
+
+    Order: divergence; the loss ended above its start; no stall (with what the end point is);
+    the most telling stall (one judged with the Hessian, the longest) and what the end point is.
+    "No stall" is said only with no stall; "saddle"/"minimum" only where critical_test passed.
     """
-    stalls, points = result.stalls, result.points
-    first_loss = float(result.steps["loss"].iloc[0])
-    end = points[points["point"].str.startswith("end")]
-    end_text = ""
-    if len(end):
-        e = end.iloc[0]
-        where = "are not at a critical point" if e["kind"] == "not critical" else f"sit at {_a(e['kind'])}"
-        end_text = (f" At the end of training (loss {e['loss']:.4g}, |g| = {e['grad_norm']:.2g}) the parameters "
-                    f"{where} (λ_min = {e['eig_min']:.3g}, λ_max = {e['eig_max']:.3g}).")
-    if result.diverged_at is not None:
-        before = f" Before that, {len(stalls)} stall(s) were found." if len(stalls) else ""
-        return Verdict("problem", f"{result.divergence}{before}",
+    if f.divergence is not None:
+        before = (f" Before that, the loss stalled at {', '.join(step_range(s.start, s.end) for s in f.stalls)}."
+                  if f.stalls else "")
+        return Verdict("problem", divergence_sentence(f.divergence) + before,
                        "Lower the learning rate (by 10x), standardize the inputs, or see the Learning rate page.")
-    if not len(stalls):
-        return Verdict("good", f"No stall: the loss fell by at least {rel_eps:.0%} in every {window}-step window "
-                       f"(final loss {result.final_loss:.4g}).{end_text}",
-                       "Nothing is stuck; train longer if the loss is still falling.")
-    saddles = stalls[stalls["point_kind"] == "saddle point"]
-    osc = stalls[stalls["kind"] == OSCILLATION]
-    crit = stalls[stalls["kind"] == CRITICAL]
-    count = f" {len(stalls)} stall(s) in all: {len(crit)} at a critical point, {len(osc)} oscillating."
-    if result.final_loss > first_loss * (1 + rel_eps):
-        blowup = first_blowup(result.steps)
-        blown = (f"Training diverged at step {blowup} (the loss passed {BLOWUP_FACTOR:g}x its start). "
-                 if blowup is not None else "")
+    end = _end_sentence(f)
+    count = ""
+    if len(f.stalls) > 1:
+        kinds = [s.kind for s in f.stalls]
+        count = (f" {len(kinds)} stalls in all: {kinds.count(CRITICAL)} at a critical point, "
+                 f"{kinds.count(OSCILLATION)} with a gradient that is not ~0"
+                 + (f", {kinds.count(UNCLEAR)} unclear." if UNCLEAR in kinds else "."))
+    if f.final_loss > f.start_loss * (1 + f.rel_eps):
         return Verdict(
             "problem",
-            f"{blown}The loss ended at {result.final_loss:.4g}, above where it started ({first_loss:.4g}): the steps "
-            f"are far too large and threw the weights somewhere worse (often where tanh or sigmoid units "
-            f"saturate, so gradient and curvature both fade).{end_text}{count}",
-            "Lower the learning rate by 10x or more; see the Learning rate page.",
-        )
-    if len(saddles):
-        s = saddles.iloc[0]
-        escaped = result.final_loss < s["loss_end"] * (1 - rel_eps)
-        after = (f" The run escaped it: the loss fell from {s['loss_end']:.4g} to {result.final_loss:.4g}."
-                 if escaped else " The run never escaped it.")
-        return Verdict(
-            "warning",
-            f"Stalled at steps {s['start']}–{s['end']} with |g| = {s['grad_median']:.2g} "
-            f"({_pct(s['grad_ratio'])} of its peak): a saddle point (λ_min = {s['eig_min']:.3g} < 0, "
-            f"λ_max = {s['eig_max']:.3g}).{after}{end_text}{count}",
-            "Try momentum, a larger initial scale, or a negative-curvature step; see the Saddle escape page.",
-        )
-    if len(osc):
-        o = osc.loc[osc["steps"].idxmax()]
-        cos = f"; successive gradients have cosine {o['cos_mean']:.2f}" if np.isfinite(o["cos_mean"]) else ""
-        bounce = " (near −1: bouncing across a valley)" if o["cos_mean"] < -0.5 else ""
-        return Verdict(
-            "warning",
-            f"Stalled at steps {o['start']}–{o['end']} but the gradient is not small (|g| = {o['grad_median']:.2g}, "
-            f"{_pct(o['grad_ratio'])} of its peak{cos}{bounce}): the loss is flat because the step is too large "
-            f"for the curvature, not because of a critical point.{end_text}{count}",
-            "Lower the learning rate, decay it with a schedule, or use an adaptive optimizer (Adam, RMSprop); "
-            "see the Learning rate page.",
-        )
-    c = crit.loc[crit["steps"].idxmax()]
-    kind = c["point_kind"]
-    what = _a(kind) if kind else "a critical point (not classified)"
-    eig = f" (λ_min = {c['eig_min']:.3g}, λ_max = {c['eig_max']:.3g})" if np.isfinite(c["eig_min"]) else ""
-    text = (f"Stalled at steps {c['start']}–{c['end']} with |g| = {c['grad_median']:.2g} "
-            f"({_pct(c['grad_ratio'])} of its peak): {what}{eig}.{end_text}{count}")
-    at_end = c["end"] >= result.steps["step"].iloc[-1] - 1
-    progressed = result.final_loss < first_loss * (1 - 10 * rel_eps)
-    if kind in ("local minimum", "flat (degenerate)") and at_end and progressed:
-        return Verdict("good" if kind == "local minimum" else "info", "Converged. " + text,
-                       "More steps of the same optimizer will not lower the loss; if it is still too high, "
-                       "try a larger model or another initialization.")
+            f"The loss ended at {num(f.final_loss, 4)}, above where it started ({num(f.start_loss, 4)}): the steps are "
+            f"far too large and threw the weights somewhere worse (often where tanh or sigmoid units saturate, so "
+            f"gradient and curvature both fade).{end}{count}",
+            "Lower the learning rate by 10x or more; see the Learning rate page.")
+    if not f.stalls:
+        text = (f"No stall: nowhere did the loss stop falling for a {f.window:,}-step window or longer (a stall "
+                f"falls by less than {pct(f.rel_eps)} per window, beyond its step-to-step noise); "
+                f"{num(f.start_loss, 4)} → {num(f.final_loss, 4)}.{end}")
+        if f.end is not None and f.end.test.critical:
+            text += " The loss was still falling there, so the run is passing through this region, not stuck in it."
+            return Verdict("info" if f.end.kind == "saddle point" else "good", text,
+                           "Train longer and watch whether the loss keeps falling.")
+        return Verdict("good", text, "Nothing is stuck; train longer if the loss is still falling.")
+    judged = [s for s in f.stalls if s.point is not None]
+    s = max(judged or list(f.stalls), key=lambda s: s.end - s.start)
+    text = "Stalled " + _stall_sentence(s, f) + end + count
+    progressed = f.final_loss < f.start_loss * (1 - 10 * f.rel_eps)
+    at_end = s.end >= f.last_step - 1
+    if s.kind == CRITICAL and s.point is not None and s.point.kind == "saddle point":
+        return Verdict("warning", text, "Try momentum, a larger initial scale, or a negative-curvature step; see the "
+                                        "Saddle escape page.")
+    if s.kind == CRITICAL and at_end and progressed and f.end is not None and f.end.test.critical \
+            and f.end.kind in ("local minimum", "flat (degenerate)"):
+        return Verdict("good" if f.end.kind == "local minimum" else "info", "Converged. " + text,
+                       "More steps of the same optimizer will not lower the loss; if it is still too high, try a "
+                       "larger model or another initialization.")
+    if s.kind == OSCILLATION:
+        return Verdict("warning", text, "Lower the learning rate, decay it with a schedule, or use an adaptive "
+                                        "optimizer (Adam, RMSprop); see the Learning rate page.")
     if not progressed:
         return Verdict("warning", "Stuck from the start. " + text,
-                       "The weights start in a flat region: try another initial scale, another activation "
-                       "(ReLU), or momentum; see the Saddle escape page.")
-    return Verdict("info", text, "Check the classification table; for a saddle see the Saddle escape page.")
-
-
-def _pct(x: float) -> str:
-    """0.0012 -> '0.12%', 1.6e-9 -> '1.6e-07%': two significant digits at any size."""
-    return f"{100 * x:.2g}%"
-
-
-def _a(kind: str) -> str:
-    """'a saddle point', 'a local minimum', 'a flat (degenerate) point', 'not a critical point'."""
-    if kind == "not critical":
-        return "not a critical point"
-    if kind.startswith("flat"):
-        kind += " point"
-    return ("an " if kind[:1] in "aeiou" else "a ") + kind
+                       "The weights start in a flat region: try another initial scale, another activation (ReLU), "
+                       "or momentum; see the Saddle escape page.")
+    return Verdict("info", text, "Check the tables below; for a saddle see the Saddle escape page.")
 
 
 # --------------------------------------------------------------------------- the lecture's example
+TOY_LOSS_SCALE = 1.0  # the toy loss at the origin, (1 - 0)^2: the scale of what training removes
+
+
 @dataclass(eq=False)
 class ToyPoint:
-    """The lecture's network y = w1*w2*x (x = 1, y = 1) at one (w1, w2), classified."""
+    """The lecture's network y = w1*w2*x (x = 1, y = 1) at one (w1, w2), judged."""
 
     w: np.ndarray  # (w1, w2)
     loss: float
@@ -519,7 +846,8 @@ class ToyPoint:
     hessian: np.ndarray  # 2 x 2
     eigenvalues: np.ndarray  # ascending
     eigenvectors: np.ndarray  # columns, unit, largest component positive
-    kind: str  # classify_point's kind
+    kind: str  # the Hessian's kind at a critical point, else "not critical"
+    test: CriticalTest
     sentence: str
     escape_direction: np.ndarray | None
     arrow: pd.DataFrame  # x, y, x2, y2, angle, what: the arrow drawn on the map
@@ -537,7 +865,8 @@ class ToyPoint:
 
 
 def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
-    """Gradient, Hessian, eigenpairs and classify_point's verdict on the lecture's toy loss.
+    """Gradient, Hessian, eigenpairs and the same judgement as the network's points, on the
+    lecture's toy loss (critical_test with the origin's loss, 1, as the scale).
 
     The arrow is the escape direction (both ways) at a saddle, else the negative gradient.
 
@@ -545,18 +874,19 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
     >>> p.kind, p.eigenvalues.tolist(), p.hessian.tolist()
     ('saddle point', [-2.0, 2.0], [[0.0, -2.0], [-2.0, 0.0]])
     """
-    from core.curvature import gradient, hessian_matrix
+    from core.curvature import hessian_matrix
 
     theta = torch.tensor([float(w1), float(w2)], dtype=torch.float64)
-    cp = classify_point(toy_loss, theta)
     g = gradient(toy_loss, theta).numpy()
+    p, _, escape = judge_point(toy_loss, theta, float(np.linalg.norm(g)), float(toy_loss(theta)), TOY_LOSS_SCALE,
+                               "toy", "toy", 0, spectrum=False)
     H = hessian_matrix(toy_loss, theta)
     vals, vecs = np.linalg.eigh(H)
     for j in range(vecs.shape[1]):  # eigenvectors have no sign: fix the largest component positive
         if vecs[np.argmax(np.abs(vecs[:, j])), j] < 0:
             vecs[:, j] = -vecs[:, j]
-    if cp.escape_direction is not None:
-        u = np.asarray(cp.escape_direction) * arrow_length
+    if escape is not None:
+        u = np.asarray(escape) * arrow_length
         ends, what = [u, -u], "escape direction"
     elif np.linalg.norm(g) > 0:
         ends, what = [-g / np.linalg.norm(g) * arrow_length], "negative gradient"
@@ -564,15 +894,15 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
         ends, what = [], ""
     rows = [dict(x=w1, y=w2, x2=w1 + d[0], y2=w2 + d[1], angle=float(np.degrees(np.arctan2(d[0], d[1]))),
                  what=what) for d in ends]
-    return ToyPoint(np.array([w1, w2], dtype=float), cp.loss, g, H, vals, vecs, cp.kind, cp.sentence,
-                    cp.escape_direction, pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "angle", "what"]))
+    return ToyPoint(np.array([w1, w2], dtype=float), p.loss, g, H, vals, vecs, p.kind, p.test, point_sentence(p),
+                    escape, pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "angle", "what"]))
 
 
 def toy_map(n: int = 61) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The lecture surface for a heat map: (grid, critical points, valley curve w1*w2 = 1).
 
-    The grid comes from core.surfaces; the critical points are its marks, each re-checked with
-    classify_point; the valley is two branches of the hyperbola inside the plot's bounds.
+    The grid comes from core.surfaces; the critical points are its marks, each re-judged with
+    toy_point; the valley is two branches of the hyperbola inside the plot's bounds.
     """
     from core.surfaces import SURFACES, grid
 
@@ -580,7 +910,7 @@ def toy_map(n: int = 61) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     cells = grid(surface, n=n)
     marks = []
     for m in surface.critical_points:
-        kind = classify_point(toy_loss, torch.tensor([m.x, m.y], dtype=torch.float64)).kind
+        kind = toy_point(m.x, m.y).kind
         # Valley points are global minima whose Hessian is singular (flat along the valley).
         label = "saddle" if kind == "saddle point" else "min"
         marks.append(dict(x=m.x, y=m.y, kind=kind, label=label))
@@ -591,3 +921,4 @@ def toy_map(n: int = 61) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         "branch": ["w1 > 0"] * len(branch) + ["w1 < 0"] * len(branch),
     })
     return cells, pd.DataFrame(marks), valley
+
