@@ -265,8 +265,8 @@ def run_sweep(
     finished. `should_stop()` is checked before each inline trial, after each joblib result
     and every RAY_POLL_S on Ray; when it returns True, pending trials are cancelled (running
     joblib workers are killed) and the finished results are returned. A trial that raises
-    comes back as a result with `error` set; run_sweep itself does not raise for it.
-    Duplicate trials run once.
+    comes back as a result with `error` set; run_sweep itself does not raise for it, only
+    BackendError when Ray cannot start or be reached. Duplicate trials run once.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
@@ -370,28 +370,61 @@ def _warm_one() -> None:
     torch.optim.SGD([param], lr=0.1).step()
 
 
+class BackendError(RuntimeError):
+    """The chosen backend cannot run (Ray missing or its cluster unreachable); a message to show."""
+
+
 def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to the Ray cluster at `address` (default: TRAINSCOPE_RAY_ADDRESS) or start a local one.
 
     Does nothing when Ray is already initialized in this process. Usage statistics are off and
     no dashboard is started, so nothing reaches the internet. A cluster gets this `core` package
     shipped with each job (its nodes need TrainScope's requirements installed); a local Ray uses
-    `num_cpus` CPUs (default: all).
+    `num_cpus` CPUs (default: all). Raises BackendError with a plain message when Ray is not
+    installed or the cluster cannot be reached.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise BackendError("Ray is not installed: pip install -r requirements.txt.") from None
 
     if ray.is_initialized():
         return
     address = address or os.environ.get(RAY_ADDRESS_ENV) or None
     core_dir = os.path.dirname(os.path.abspath(__file__))
-    if address:
-        ray.init(address=address, runtime_env={"py_modules": [core_dir]}, log_to_driver=False)
-    else:
-        # Local workers share this file system: point them at the code instead of copying it.
-        path = os.pathsep.join(p for p in (os.path.dirname(core_dir), os.environ.get("PYTHONPATH")) if p)
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
+    try:
+        if address:
+            _check_reachable(address)
+            ray.init(address=address, runtime_env={"py_modules": [core_dir]}, log_to_driver=False)
+        else:
+            # Local workers share this file system: point them at the code instead of copying it.
+            path = os.pathsep.join(p for p in (os.path.dirname(core_dir), os.environ.get("PYTHONPATH")) if p)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
+    except BackendError:
+        raise
+    except Exception as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        hint = (" Check TRAINSCOPE_RAY_ADDRESS; a cluster with token authentication also needs "
+                "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN).") if address else ""
+        raise BackendError(f"Could not start {where} ({type(exc).__name__}: {exc}).{hint}") from exc
+
+
+def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast on a host:port nobody answers: ray.init would retry it for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" or a form Ray parses itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BackendError(
+            f"Nothing answers at {address} (from {RAY_ADDRESS_ENV}): {exc}. Start the cluster "
+            "(ray start --head) or fix the address."
+        ) from None
 
 
 def _run_ray(todo, n_jobs, finish, stop) -> None:

@@ -19,6 +19,7 @@ from core.sweep import (
     results_frame,
     run_sweep,
     run_trial,
+    warm_workers,
 )
 from core.train import BLOWUP_FACTOR, TrainConfig, split_data, train
 
@@ -163,7 +164,8 @@ def test_a_stop_raised_by_the_callback_keeps_what_finished_and_the_pool_recovers
     with pytest.raises(FakeStop):
         run_sweep(trials, backend="joblib", n_jobs=2, cache=cache, on_result=on_result)
     assert len(cache) == 2
-    again = run_sweep(trials, backend="joblib", n_jobs=2, cache=cache)  # workers were restarted
+    assert warm_workers(2) > 0  # the stop killed the workers: start fresh ones
+    again = run_sweep(trials, backend="joblib", n_jobs=2, cache=cache)
     assert len(again) == 8 and all(r.ok for r in again)
 
 
@@ -220,3 +222,15 @@ def test_backend_choice(monkeypatch):
     assert _choose_backend("joblib", 2, 2) == "joblib"
     with pytest.raises(ValueError, match="Unknown backend"):
         run_sweep([], backend="dask")
+
+
+def test_an_unreachable_ray_cluster_is_a_plain_error_not_a_hang(monkeypatch):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already running in this process")
+    from core.sweep import BackendError
+
+    monkeypatch.setenv("TRAINSCOPE_RAY_ADDRESS", "127.0.0.1:1")  # a port nobody listens on
+    with pytest.raises(BackendError, match="Nothing answers at 127.0.0.1:1"):
+        run_sweep(small_grid()[:1])
+    assert not ray.is_initialized()
