@@ -319,7 +319,8 @@ def _run_joblib(todo, n_jobs, finish, stop) -> None:
     from joblib import Parallel, delayed
 
     # batch_size=1: each trial comes back on its own (auto-batching would hold finished ones).
-    parallel = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky", batch_size=1,
+    # n_jobs stays as asked even for fewer trials: loky keeps its workers only for the same size.
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", batch_size=1,
                         return_as="generator_unordered")
     results = parallel(delayed(_worker_entry)(i, t) for i, t in enumerate(todo))
     finished: set[int] = set()

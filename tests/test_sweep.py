@@ -123,6 +123,12 @@ def test_ray_local_mode_gives_the_same_numbers(monkeypatch):
         for a, b in zip(inline, remote):
             assert_same_numbers(a, b)
         assert remote[-1].error is not None and all(r.ok for r in remote[:4])
+        # A stop after the first result cancels the rest; the next sweep still runs.
+        got = []
+        stopped = run_sweep(trials, backend="ray", on_result=lambda r, d, t: got.append(r),
+                            should_stop=lambda: bool(got))
+        assert len(stopped) == 1
+        assert len(run_sweep(trials[:2], backend="ray")) == 2
     finally:
         if not was_running:
             ray.shutdown()
