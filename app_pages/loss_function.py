@@ -7,10 +7,12 @@ from core.diagnoses.class_codes import Config as CodesConfig
 from core.diagnoses.class_codes import run as run_class_codes
 from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, run
 from core.train import OPTIMIZERS
+from ui.data_checks import show_data_checks
 from ui.export import show_chart
 from ui.runner import run_diagnosis
 from ui.state import current_setup
-from ui.verdict import show_verdict
+from ui.url_state import bound
+from ui.verdict import escape_markdown, show_verdict
 
 PAGE = "loss_function"
 DEFAULT = Config()
@@ -31,33 +33,34 @@ st.markdown(
     "the same weights, seed and optimizer, full batch (one update per step)."
 )
 setup = current_setup()
-st.caption(f"Lab setup: {setup.describe()}")
+show_data_checks(setup, key=PAGE)
+st.caption(f"Lab setup: {escape_markdown(setup.describe())}")
 
 with st.form("loss_function_form"):
     c1, c2, c3 = st.columns(3)
     optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
-                             key="loss_function_optimizer",
+                             **bound("loss_function_optimizer"),
                              help="sgd is the lecture's plain gradient descent. Adam divides each step by the "
                                   "gradient's size, which hides much of the plateau.")
-    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", key="loss_function_lr")
-    steps = c2.number_input("Steps (full-batch updates)", 1, 5000, DEFAULT.steps, 50, key="loss_function_steps")
-    goal = c2.slider("Accuracy goal for the verdict", 0.5, 1.0, DEFAULT.goal, 0.01, key="loss_function_goal")
+    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("loss_function_lr"))
+    steps = c2.number_input("Steps (full-batch updates)", 1, 5000, DEFAULT.steps, 50, **bound("loss_function_steps"))
+    goal = c2.slider("Accuracy goal for the verdict", 0.5, 1.0, DEFAULT.goal, 0.01, **bound("loss_function_goal"))
     wrong_start = c3.toggle(
-        "Confidently wrong start", DEFAULT.wrong_start, key="loss_function_wrong_start",
+        "Confidently wrong start", DEFAULT.wrong_start, **bound("loss_function_wrong_start"),
         help="Sets the output layer's bias so that every row's logits favour the rarest class by the margin M: "
              "every row of the other classes starts confidently wrong (half of a balanced two-class set).")
-    margin = c3.slider("Logit margin M", 0.0, 20.0, DEFAULT.margin, 0.5, key="loss_function_margin",
+    margin = c3.slider("Logit margin M", 0.0, 20.0, DEFAULT.margin, 0.5, **bound("loss_function_margin"),
                        help="For the wrong start, and the picture's start (y1, y2) = (-M/2, M/2).")
-    seeds = c2.number_input("Seeds (initial weights)", 1, 20, DEFAULT.seeds, key="loss_function_seeds",
+    seeds = c2.number_input("Seeds (initial weights)", 1, 20, DEFAULT.seeds, **bound("loss_function_seeds"),
                             help="Each loss trains from this many initial weights; claims must hold across them.")
-    raw_mse = c3.toggle("Also raw outputs + MSE", DEFAULT.raw_mse, key="loss_function_raw_mse",
+    raw_mse = c3.toggle("Also raw outputs + MSE", DEFAULT.raw_mse, **bound("loss_function_raw_mse"),
                         help="Classification treated as regression: the outputs, without softmax, against the "
                              "one-hot target.")
     p1, p2, _ = st.columns(3)
     picture_lr = p1.number_input("Picture: step size", 0.01, 100.0, DEFAULT.picture_lr, format="%g",
-                                 key="loss_function_picture_lr")
+                                 **bound("loss_function_picture_lr"))
     picture_steps = p2.number_input("Picture: steps", 1, 1000, DEFAULT.picture_steps, 10,
-                                    key="loss_function_picture_steps")
+                                    **bound("loss_function_picture_steps"))
     st.form_submit_button("Run", key="loss_function_run")
 
 config = Config(optimizer=optimizer, lr=float(lr), steps=int(steps), raw_mse=bool(raw_mse),
@@ -161,7 +164,7 @@ st.subheader("Classes as numbers (lecture 5.1)")
 st.markdown("Coding class A, B, C as 0, 1, 2 and regressing that number with MSE says B lies between A and C. "
             "Here A and C share one overlapping cloud and B sits far away: where the regression cannot tell A "
             "from C it answers their average, 1, which is B. One-hot targets with cross-entropy make no such claim.")
-if st.toggle("Run the demonstration (3 seeds, about 2 s)", False, key="loss_function_codes"):
+if st.toggle("Run the demonstration (3 seeds, about 2 s)", False, **bound("loss_function_codes")):
     codes = run_diagnosis(run_class_codes, setup, CodesConfig(), label="Training both codings", needs_data=False)
     if codes is not None:
         show_verdict(codes.verdict)

@@ -6,10 +6,12 @@ from core.diagnoses.local_minimum import Config as WellConfig
 from core.diagnoses.local_minimum import run as run_well
 from core.diagnoses.saddle import NETWORK, SURFACE_CHOICES, Config, run
 from core.surfaces import SURFACES
+from ui.data_checks import show_data_checks
 from ui.export import show_chart
 from ui.runner import run_diagnosis
 from ui.state import current_setup
-from ui.verdict import show_verdict
+from ui.url_state import bound
+from ui.verdict import escape_markdown, show_verdict
 
 PAGE = "saddle"
 DEFAULT = Config()
@@ -26,9 +28,10 @@ st.markdown(
 )
 
 setup = current_setup()
-ground = st.selectbox("Ground", list(GROUNDS), format_func=GROUNDS.get, key="saddle_surface")
+ground = st.selectbox("Ground", list(GROUNDS), format_func=GROUNDS.get, **bound("saddle_surface"))
 if ground == NETWORK:
-    st.caption(f"The lab model ({setup.describe()}) with its last hidden layer and output weights zeroed and "
+    show_data_checks(setup, key=PAGE)
+    st.caption(f"The lab model ({escape_markdown(setup.describe())}) with its last hidden layer and output weights zeroed and "
                "the output bias at the best constant: a critical point of the full-batch training loss.")
 else:
     s = SURFACES[ground]
@@ -37,22 +40,22 @@ else:
 
 with st.form("saddle_form"):
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Step budget", 1, 2000, DEFAULT.steps, 50, key="saddle_steps")
-    lr = c1.number_input("Learning rate", 1e-4, 1000.0, DEFAULT.lr, format="%g", key="saddle_lr")
+    steps = c1.number_input("Step budget", 1, 2000, DEFAULT.steps, 50, **bound("saddle_steps"))
+    lr = c1.number_input("Learning rate", 1e-4, 1000.0, DEFAULT.lr, format="%g", **bound("saddle_lr"))
     epsilon = c1.number_input("Push epsilon (distance off the saddle)", 1e-6, 1.0, DEFAULT.epsilon,
-                              format="%g", key="saddle_epsilon")
-    sigma = c2.slider("Gradient noise sigma", 0.0, 3.0, DEFAULT.noise_sigma, 0.05, key="saddle_sigma")
-    beta = c2.slider("Momentum beta (momentum and Nesterov)", 0.0, 0.99, DEFAULT.momentum, 0.01, key="saddle_beta")
+                              format="%g", **bound("saddle_epsilon"))
+    sigma = c2.slider("Gradient noise sigma", 0.0, 3.0, DEFAULT.noise_sigma, 0.05, **bound("saddle_sigma"))
+    beta = c2.slider("Momentum beta (momentum and Nesterov)", 0.0, 0.99, DEFAULT.momentum, 0.01, **bound("saddle_beta"))
     scale = c2.slider("Curvature step scale (length = scale x |lambda_min|)", 0.05, 2.0, DEFAULT.curvature_scale,
-                      0.05, key="saddle_scale")
+                      0.05, **bound("saddle_scale"))
     delta = c3.number_input("Escaped when the loss drops by (delta)", 1e-4, 10.0, DEFAULT.delta, format="%g",
-                            key="saddle_delta")
+                            **bound("saddle_delta"))
     radius = c3.number_input("... or the distance exceeds (r)", 1e-3, 100.0, DEFAULT.radius, format="%g",
-                             key="saddle_radius", disabled=ground == NETWORK,
+                             **bound("saddle_radius"), disabled=ground == NETWORK,
                              help="Surfaces only: in a network, Adam's first step alone moves hundreds of "
                                   "parameters by the learning rate each, so only the loss rule counts there.")
     all_zero = c3.checkbox("Network: zero every layer, not only the last two", DEFAULT.all_zero,
-                           key="saddle_all_zero", disabled=ground != NETWORK)
+                           **bound("saddle_all_zero"), disabled=ground != NETWORK)
     st.form_submit_button("Race", key="saddle_race")
 
 config = Config(surface=ground, steps=int(steps), lr=float(lr), epsilon=float(epsilon), noise_sigma=float(sigma),
@@ -77,7 +80,7 @@ if result is not None:
             st.info(note, icon=":material/info:")
 
     st.subheader("The race")
-    start = st.radio("Show the race from", ["pushed", "exact"], horizontal=True, key="saddle_view",
+    start = st.radio("Show the race from", ["pushed", "exact"], horizontal=True, **bound("saddle_view"),
                      format_func={"pushed": f"pushed {config.epsilon:g} off the saddle",
                                   "exact": "exactly the saddle"}.get)
     if result.grid is not None:
@@ -138,13 +141,13 @@ s = SURFACES["double_well"]
 st.latex(s.formula)
 with st.form("saddle_well_form"):
     w1, w2, w3 = st.columns(3)
-    well_start = w1.slider("Start x", 1.0, 2.2, WELL_DEFAULT.start_x, 0.05, key="saddle_well_x")
+    well_start = w1.slider("Start x", 1.0, 2.2, WELL_DEFAULT.start_x, 0.05, **bound("saddle_well_x"))
     well_lr = w1.number_input("Learning rate (GD and momentum)", 1e-4, 0.1, WELL_DEFAULT.lr, format="%g",
-                              key="saddle_well_lr")
-    well_beta = w2.slider("Momentum beta", 0.0, 0.99, WELL_DEFAULT.momentum, 0.01, key="saddle_well_beta")
+                              **bound("saddle_well_lr"))
+    well_beta = w2.slider("Momentum beta", 0.0, 0.99, WELL_DEFAULT.momentum, 0.01, **bound("saddle_well_beta"))
     well_adam = w2.number_input("Adam's learning rate", 1e-4, 2.0, WELL_DEFAULT.adam_lr, format="%g",
-                                key="saddle_well_adam")
-    well_steps = w3.number_input("Steps", 10, 5000, WELL_DEFAULT.steps, 50, key="saddle_well_steps")
+                                **bound("saddle_well_adam"))
+    well_steps = w3.number_input("Steps", 10, 5000, WELL_DEFAULT.steps, 50, **bound("saddle_well_steps"))
     st.form_submit_button("Roll", key="saddle_well_roll")
 well_config = WellConfig(start_x=float(well_start), steps=int(well_steps), lr=float(well_lr),
                          momentum=float(well_beta), adam_lr=float(well_adam))

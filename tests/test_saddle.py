@@ -260,7 +260,7 @@ def test_page_default_run():
     at = _page()
     assert not at.exception
     charts = at.get("vega_lite_chart")
-    assert len(charts) == 4
+    assert len(charts) == 4 + 2  # the race (map, loss, distance, escape) and the double well (map, loss)
     assert "never moved" in _texts(at) and "Pushed 0.01" in _texts(at)
     table = at.dataframe[0].value
     assert len(table) == 6 and table["escaped"].all()
@@ -280,7 +280,7 @@ def test_page_network_mode():
     at = _page()
     _race_network(at)
     assert not at.exception
-    assert len(at.get("vega_lite_chart")) == 3  # no surface map for a network
+    assert len(at.get("vega_lite_chart")) == 3 + 2  # no surface map for a network; the double well
     assert "saddle point" in [m.value for m in at.metric]
 
 
@@ -295,7 +295,7 @@ def test_page_uploaded_regression_csv_in_network_mode():
     _race_network(at)
     assert not at.exception and not at.error
     assert "saddle point" in [m.value for m in at.metric]
-    assert len(at.get("vega_lite_chart")) == 3
+    assert len(at.get("vega_lite_chart")) == 3 + 2
 
 
 def test_page_learning_rate_100_shows_divergence():
