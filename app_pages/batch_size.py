@@ -100,7 +100,7 @@ for note in result.notes:
     st.info(note, icon=":material/info:")
 
 st.subheader("Small against large batch: the lecture's summary, from this run")
-st.dataframe(
+st.table(  # a static table: its cells wrap, so the sources stay readable
     result.summary.drop(columns="key").rename(columns={
         "measure": "measure", "lecture": "the lecture says", "small": f"batch {result.label(result.findings.small)}",
         "large": f"batch {result.label(result.findings.large)}", "this_run": "this run", "source": "source"}),

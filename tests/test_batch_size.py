@@ -452,6 +452,9 @@ def test_charts_are_tall_enough_and_show_seeds_with_spread(moons_run):
     _, res = moons_run
     for build_chart in (time_chart, quality_chart, sharpness_chart, curves_chart, interpolation_chart):
         spec = build_chart(res).to_dict()
+        # Streamlit fits a single view into its height ("fit"), squashing the plot (issue 17):
+        # single views must say "pad"; concatenated ones are never fitted.
+        assert "hconcat" in spec or spec["autosize"]["type"] == "pad", build_chart.__name__
         panels = spec.get("hconcat", [spec])
         for panel in panels:
             assert panel["height"] >= 150, build_chart.__name__
@@ -480,7 +483,7 @@ def test_page_default_shows_verdict_summary_and_charts():
     verdict = _plain(at.success[0].value)
     assert "one update takes" in verdict and "validation accuracy" in verdict
     assert len(at.get("vega_lite_chart")) == 5
-    summary = at.dataframe[0].value
+    summary = at.table[0].value
     assert list(summary["measure"])[:3] == ["Time per update, rows in parallel (this device)",
                                             "Time per update, rows one after another (no parallelism)",
                                             "Time per epoch (320 rows)"]

@@ -149,7 +149,12 @@ def curves_chart(result) -> alt.Chart:
         tooltip=[alt.Tooltip(field="batch", type="nominal"), alt.Tooltip(field="seed", type="quantitative"),
                  alt.Tooltip(field="step", type="quantitative", title="updates"),
                  alt.Tooltip(field="train_loss", type="quantitative", format=".4g")],
-    ).properties(width=2 * PANEL, height=PLOT, title="Training loss along the runs (one line per seed)", name="curves")
+    ).properties(
+        width=2 * PANEL, height=PLOT, title="Training loss along the runs (one line per seed)", name="curves",
+        # Streamlit fits a single view's title, axes and legend into `height` ("fit"), which squashed
+        # the plot to a sliver (issue 17); "pad" keeps the plot area at PLOT pixels.
+        autosize=alt.AutoSizeParams(type="pad", contains="padding"),
+    )
 
 
 def interpolation_chart(result) -> alt.HConcatChart:

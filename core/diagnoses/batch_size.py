@@ -36,7 +36,6 @@ and `summary_table` word them. Nothing large is kept: no model states, no per-st
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import re
 import time
@@ -867,11 +866,6 @@ class _Ticker:
         return False
 
 
-def _stop_kw(fn: Callable, should_stop: Callable[[], object]) -> dict:
-    # core.curvature's long calls take `should_stop` (another helper is adding it): pass it where present.
-    return {"should_stop": should_stop} if "should_stop" in inspect.signature(fn).parameters else {}
-
-
 def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
     """Time, train and measure every batch size over several seeds; see the module doc."""
     start = time.perf_counter()
@@ -1071,7 +1065,7 @@ def measure_point(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray, loss_
     g = float(gradient(f, theta).norm())
     with torch.no_grad():
         start_loss = float(f(theta))
-    ext = hessian_extremes(f, theta, v0_seed=seed, **_stop_kw(hessian_extremes, stop))
+    ext = hessian_extremes(f, theta, v0_seed=seed, should_stop=stop)
     end = critical_test(g, ext.eig_min, ext.eig_max, loss_scale)
     advance()
     # Settle, re-measuring the curvature after each leg: the rule is judged with the curvature
@@ -1080,7 +1074,7 @@ def measure_point(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray, loss_
     steps, legs = done.steps, 1
     while True:
         if done.steps:
-            ext = hessian_extremes(f, done.theta, v0_seed=seed, **_stop_kw(hessian_extremes, stop))
+            ext = hessian_extremes(f, done.theta, v0_seed=seed, should_stop=stop)
         test = critical_test(done.grad_norm, ext.eig_min, ext.eig_max, loss_scale)
         if test.critical or not done.steps or steps >= config.settle_steps or legs >= SETTLE_LEGS:
             break
@@ -1091,7 +1085,7 @@ def measure_point(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray, loss_
     sharp = epsilon_sharpness(f, theta2, config.eps, config.sharpness_iters, directions=(ext.vec_max,),
                               n_random=config.sharpness_starts, seed=seed, should_stop=stop)
     trace = hutchinson_trace(f, theta2, min_samples=config.trace_probes, max_samples=config.trace_probes,
-                             seed=seed, **_stop_kw(hutchinson_trace, stop))
+                             seed=seed, should_stop=stop)
     norm = float(theta.norm())
     return PointMeasures(
         end_grad_norm=g, end_critical=bool(end.critical), settle_steps=int(steps),
