@@ -109,3 +109,20 @@ def test_show_chart_builds_a_memoized_chart_once_per_inputs():
     at.session_state["inputs"] = 1
     at.run()
     assert at.session_state["builds"] == 2  # new inputs, new chart
+
+
+def test_sidebar_says_which_device_runs(monkeypatch):
+    import torch
+
+    at = AppTest.from_file("../app.py", default_timeout=60).run()
+    assert not at.exception
+    device = at.sidebar.selectbox(key="lab_device")
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    if torch.cuda.is_available():
+        assert "cuda" in device.options or "CUDA GPU" in device.options
+    else:
+        assert "torch sees no GPU" in captions
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    at.run()
+    assert any("CUDA" in o for o in at.sidebar.selectbox(key="lab_device").options)
+    assert "from 2e+07 parameter-rows per update" in " ".join(c.value for c in at.sidebar.caption)

@@ -207,3 +207,30 @@ def test_minibatch_blow_up_is_caught():
     hist = train(_model(split, activation="relu"), split,
                  TrainConfig(optimizer="sgd", lr=1e4, batch_size=8, max_steps=300))
     assert hist.diverged_at is not None and hist.diverged_at < 300
+
+
+def test_auto_device_takes_a_gpu_only_for_big_work(monkeypatch):
+    import torch
+
+    from core.train import AUTO_CUDA_MIN_WORK, available_devices, pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "cuda" in available_devices()
+    # The default lab model (a few hundred parameters, a few hundred rows) stays on the CPU...
+    assert pick_device("auto", n_params=354, rows_per_step=320).type == "cpu"
+    # ...a 784-64-64-10 MLP at batch 1,000 (5.5e7 parameter-rows) goes to the GPU.
+    assert 55_050 * 1000 >= AUTO_CUDA_MIN_WORK and pick_device("auto", 55_050, 1000).type == "cuda"
+    assert pick_device("cpu", 55_050, 1000).type == "cpu"
+
+
+def test_an_absent_device_is_refused_with_a_sentence(monkeypatch):
+    import torch
+
+    from core.train import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="not available on this machine"):
+        pick_device("cuda")
+    with pytest.raises(ValueError, match="Unknown device"):
+        pick_device("tpu")
+    assert pick_device("auto", 10**9, 10**6).type in ("cpu", "mps")

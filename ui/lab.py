@@ -13,6 +13,7 @@ import streamlit as st
 from core.data import BUILTIN_DATASETS, BUILTIN_DESCRIPTIONS, BUILTIN_PARAMS, DataError
 from core.lab import DataSpec, LabSetup
 from core.models import ACTIVATIONS, ModelSpec, parse_hidden
+from core.train import AUTO_CUDA_MIN_WORK, available_devices
 from ui.runner import csv_column_names, upload_limit_mb
 from ui.state import SETUP_KEY
 from ui.url_state import bound, forget_upload, remember_upload, upload_in_url
@@ -34,9 +35,32 @@ def lab_sidebar() -> LabSetup:
         model = _model_controls()
         seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, step=1, **bound("lab_seed"),
                                    help="Same seed, same data split, weights and batches: same numbers."))
-    setup = LabSetup(data=data, model=model, seed=seed)
+        device = _device_control()
+    setup = LabSetup(data=data, model=model, seed=seed, device=device)
     st.session_state[SETUP_KEY] = setup
     return setup
+
+
+DEVICE_WORDS = {"auto": "auto (fastest for the model)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+
+
+def _device_control() -> str:
+    """The device choice (only what this machine has) and a line saying what runs where."""
+    choices = available_devices()
+    device = st.selectbox("Device", choices, format_func=DEVICE_WORDS.get, **bound("lab_device"),
+                          help="auto trains on a GPU only when the model and batch are large enough to gain "
+                               "from it: the small models here train as fast on one CPU thread.")
+    if device == "auto":
+        accel = [d for d in choices if d in ("cuda", "mps")]
+        where = (f"Runs on the CPU for small models and on {DEVICE_WORDS[accel[0]]} from "
+                 f"{AUTO_CUDA_MIN_WORK:.0e} parameter-rows per update." if accel else
+                 "Runs on the CPU: torch sees no GPU on this machine.")
+    else:
+        where = f"Every run trains on the {DEVICE_WORDS[device]}."
+    if "mps" in (device, *([d for d in choices if d == "mps"] if device == "auto" else [])):
+        where += " Curvature runs in float64 on the CPU (MPS has no float64)."
+    st.caption(where)
+    return device
 
 
 def leave_out(column: str) -> None:
