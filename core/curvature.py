@@ -396,10 +396,16 @@ def _lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, r
     for j in range(maxiter):
         w = matvec(Q[j])
         alphas.append(float(w @ Q[j]))
+        w = w - alphas[-1] * Q[j] - (betas[-1] * Q[j - 1] if j else 0)  # the three-term recurrence
+        # Full reorthogonalization against the whole basis; a second pass only when the first
+        # removed much (Kahan-Parlett: "twice is enough"), which halves its cost here.
         V = Q[: j + 1]
-        for _ in range(2):  # full reorthogonalization; twice is enough in floating point
-            w = w - V.T @ (V @ w)
+        before = float(torch.linalg.vector_norm(w))
+        w = w - V.T @ (V @ w)
         beta = float(torch.linalg.vector_norm(w))
+        if beta < 0.7 * before:
+            w = w - V.T @ (V @ w)
+            beta = float(torch.linalg.vector_norm(w))
         if j == 0:
             vals, S = np.array(alphas), np.ones((1, 1))
         else:
