@@ -1,0 +1,165 @@
+"""Log what the 'Your training run' page needs from any PyTorch loop, as TensorBoard scalars.
+
+Five lines in your own loop:
+
+>>> import torch, tempfile
+>>> from core.probe import Probe
+>>> model = torch.nn.Linear(3, 1); optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+>>> x, y = torch.randn(32, 3), torch.randn(32, 1)
+>>> probe = Probe(model, optimizer, tempfile.mkdtemp(), every=1)
+>>> for _ in range(3):
+...     loss = torch.nn.functional.mse_loss(model(x), y)
+...     optimizer.zero_grad(); loss.backward(); optimizer.step()
+...     probe.log(loss)
+>>> probe.close()
+
+The probe hooks `optimizer.step()` (torch's step pre/post hooks), so the gradient norm is read
+after your backward and before the update, and the update-to-weight ratio of each layer,
+|w_after - w_before| / |w_before|, right after it. On every `every`-th update k (k = 0, every,
+2 every, ...) it writes, with `torch.utils.tensorboard.SummaryWriter`:
+
+- `train/loss`: the mean of the losses passed to `log` since the last row (Hugging Face's
+  Trainer logs the same mean), so a spike between rows still moves it;
+- `train/grad_norm`: the global L2 norm of the gradients of update k;
+- `train/learning_rate`: the rate update k used (param group 0), the `lr_at(k)` of
+  core.schedules;
+- `train/update_ratio/<layer>`: per module with parameters;
+- every `curvature_every` updates, `curvature/lambda_min` and `curvature/lambda_max` of the loss
+  on a held batch, through `core.curvature.hessian_extremes` (Lanczos on Hessian-vector
+  products; the model is not changed, and runs in whatever train/eval mode it is in).
+
+Between rows the probe only adds the loss to a running sum on the loss's own device: no
+synchronisation, no copy. bench/probe.py prints its overhead against a bare loop.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+LOSS_TAG = "train/loss"
+GRAD_TAG = "train/grad_norm"
+LR_TAG = "train/learning_rate"
+RATIO_PREFIX = "train/update_ratio/"
+EVAL_TAG = "eval/loss"
+LAMBDA_MIN_TAG = "curvature/lambda_min"
+LAMBDA_MAX_TAG = "curvature/lambda_max"
+
+
+class Probe:
+    """Writes loss, gradient norm, learning rate, update ratios and curvature to TensorBoard.
+
+    `log_dir` is the SummaryWriter's folder (or pass your own `writer`). `every`: write a row
+    every this many updates (1 = every update). `ratios`: per-layer update-to-weight ratios (one
+    copy of the weights on the rows' updates). `curvature_every` > 0 with `held_batch` = (X, y)
+    and `loss_fn`: lambda_min / lambda_max of loss_fn(model(X), y) every that many updates.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, log_dir: str | None = None, *,
+                 writer=None, every: int = 10, ratios: bool = True, curvature_every: int = 0,
+                 held_batch: tuple | None = None, loss_fn: Callable | None = None, curvature_tol: float = 1e-3):
+        if every < 1:
+            raise ValueError("every must be at least 1.")
+        if curvature_every and (held_batch is None or loss_fn is None):
+            raise ValueError("Curvature needs a held batch (X, y) and the loss function.")
+        if writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir)
+        self.writer = writer
+        self.model, self.optimizer = model, optimizer
+        self.every, self.ratios = int(every), bool(ratios)
+        self.curvature_every = int(curvature_every)
+        self.held_batch, self.loss_fn, self.curvature_tol = held_batch, loss_fn, curvature_tol
+        self.step = 0  # updates done so far; the next update is number `step`
+        self._layers = [(name or "model", [p for p in m.parameters(recurse=False) if p.requires_grad])
+                        for name, m in model.named_modules()]
+        self._layers = [(name, ps) for name, ps in self._layers if ps]
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_count = 0
+        self._row: dict[str, torch.Tensor | float] = {}
+        self._before: list[list[torch.Tensor]] | None = None
+        self._hooks = [optimizer.register_step_pre_hook(self._pre_step),
+                       optimizer.register_step_post_hook(self._post_step)]
+
+    # ------------------------------------------------------------------ hooks on optimizer.step()
+    def _due(self) -> bool:
+        return self.step % self.every == 0
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        if "_step" in self._row:  # the last row's log(loss) never came: write it without the loss
+            self._write_row()
+        if not self._due():
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            # One fused call for all per-tensor norms, then the norm of norms: the global L2 norm.
+            self._row[GRAD_TAG] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        self._row[LR_TAG] = float(optimizer.param_groups[0]["lr"])
+        if self.ratios:
+            self._before = [[p.detach().clone() for p in ps] for _, ps in self._layers]
+
+    @torch.no_grad()
+    def _post_step(self, optimizer, args, kwargs) -> None:
+        if self._due() and self._before is not None:
+            for (name, ps), before in zip(self._layers, self._before):
+                moved = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(
+                    torch._foreach_sub([p.detach() for p in ps], before))))
+                size = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(before)))
+                self._row[RATIO_PREFIX + name] = moved / size.clamp_min(1e-30)
+            self._before = None
+        if self._due():
+            self._row["_step"] = self.step  # log(loss), called after step(), writes the row
+        self.step += 1
+        if self.curvature_every and (self.step - 1) % self.curvature_every == 0:
+            self._curvature(self.step - 1)
+
+    # ------------------------------------------------------------------ what the user calls
+    def log(self, loss: torch.Tensor | float) -> None:
+        """Record this update's loss (call once per update, after optimizer.step())."""
+        value = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        self._loss_sum = value.clone() if self._loss_sum is None else self._loss_sum + value
+        self._loss_count += 1
+        if "_step" in self._row:
+            self._write_row()
+
+    def log_eval(self, loss: float, step: int | None = None) -> None:
+        """Write an evaluation loss (default step: the last update)."""
+        self.writer.add_scalar(EVAL_TAG, float(loss), max(0, self.step - 1) if step is None else int(step))
+
+    def close(self) -> None:
+        """Write what is pending, remove the hooks and close the writer."""
+        if "_step" in self._row:
+            self._write_row()
+        for h in self._hooks:
+            h.remove()
+        self.writer.flush()
+        self.writer.close()
+
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def _write_row(self) -> None:
+        step = int(self._row.pop("_step"))
+        if self._loss_sum is not None:
+            self.writer.add_scalar(LOSS_TAG, float(self._loss_sum) / self._loss_count, step)
+            self._loss_sum, self._loss_count = None, 0
+        for tag, value in self._row.items():
+            self.writer.add_scalar(tag, float(value), step)
+        self._row = {}
+
+    def _curvature(self, step: int) -> None:
+        from core.curvature import hessian_extremes, model_loss
+
+        X, y = self.held_batch
+        f, theta = model_loss(self.model, self.loss_fn, X, y)
+        ext = hessian_extremes(f, theta, tol=self.curvature_tol)
+        if math.isfinite(ext.eig_min) and math.isfinite(ext.eig_max):
+            self.writer.add_scalar(LAMBDA_MIN_TAG, ext.eig_min, step)
+            self.writer.add_scalar(LAMBDA_MAX_TAG, ext.eig_max, step)
