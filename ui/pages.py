@@ -16,6 +16,7 @@ class PageInfo:
 
 
 DIAGNOSES = (
+    PageInfo("app_pages/run_log.py", "Your training run", ":material/monitoring:", "Upload your trainer's logs (Hugging Face, Lightning, TensorBoard, W&B, CSV): stalls, divergence, spikes, schedule, train vs eval.", "2-3 on your own logs"),
     PageInfo("app_pages/stall.py", "Gradient stall", ":material/trending_flat:",
              "The loss stopped falling: is the gradient ~0 (saddle point or minimum) or is the step bouncing?",
              "2.1 Critical points"),

@@ -617,6 +617,23 @@ def compare_runs(results: list[Result]) -> RunComparison:
     return RunComparison(table, horizon, comparisons, _comparison_verdict(results, labels, comparisons, horizon))
 
 
+def overlay_frame(results: list[Result], labels: list[str], series: str = "smoothed loss",
+                  max_rows: int = 4000) -> pd.DataFrame:
+    """One series of several runs in one long frame (step, run, value) for an overlay chart,
+    thinned so the whole chart stays under `max_rows` (min/max buckets keep every spike)."""
+    per_run = max(100, max_rows // max(1, len(results)))
+    parts = []
+    for r, label in zip(results, labels):
+        part = r.curve[r.curve["series"] == series]
+        keep = thin_indices(part["value"].to_numpy(), per_run)
+        parts.append(pd.DataFrame({"step": part["step"].to_numpy()[keep], "run": label,
+                                   "value": part["value"].to_numpy()[keep]}))
+    if not parts:
+        return pd.DataFrame({"step": pd.Series(dtype=np.int64), "run": pd.Series(dtype=str),
+                             "value": pd.Series(dtype=float)})
+    return pd.concat(parts, ignore_index=True)
+
+
 def _comparison_verdict(results, labels, comparisons, horizon) -> Verdict:
     parts = []
     diverged = [r for r in results if r.divergence is not None]
