@@ -21,7 +21,7 @@ from core.data import DataError, load_csv
 from core.diagnoses import Verdict
 from core.export import FORMULA_STARTS, chart_bytes, chart_data
 from core.overview import project_2d
-from ui.verdict import WORD_JOINER, escape_markdown
+from ui.verdict import WORD_JOINER, escape_markdown, shown_text
 
 HOSTILE = [
     "time:s",                                   # Altair shorthand "field:type"
@@ -234,8 +234,14 @@ def test_every_export_format_with_hostile_names(name):
 
 # ---------------------------------------------------------------- page texts
 def _unescape(markdown: str) -> str:
-    """What CommonMark shows for our escaped text: backslash escapes resolved, joiners invisible."""
+    """What CommonMark shows for our escaped text, worked out here independently of ui.verdict:
+    backslash escapes resolved (CommonMark 2.4), word joiners invisible."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
+
+
+def test_shown_text_inverts_the_escaping():
+    for name in HOSTILE:
+        assert shown_text(escape_markdown(name)) == _unescape(escape_markdown(name)) == name.replace("\n", " ").replace("\t", " ")
 
 
 @pytest.mark.parametrize("name", HOSTILE + ["line\nbreak\r\n# heading\n    code", "1. list", "> quote", "| a | b |"],

@@ -40,6 +40,17 @@ def escape_markdown(text: str) -> str:
     return _PUNCT.sub(r"\\\1", text)
 
 
+def shown_text(markdown: str) -> str:
+    """What a reader sees of `escape_markdown` output: escapes resolved, word joiners dropped.
+
+    For tests that read a box's Markdown body (AppTest) and look for the sentence in it.
+
+    >>> shown_text(escape_markdown("lr 0.01 -> 0.1 (x10)"))
+    'lr 0.01 -> 0.1 (x10)'
+    """
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
+
+
 def show_verdict(verdict: Verdict) -> None:
     """A coloured box with the verdict sentence and, below it, what to try next.
 
