@@ -9,15 +9,16 @@ from core.diagnoses.stall import (
 from core.lab import LabSetup
 from core.rules import CRITICAL_GAIN
 from core.train import OPTIMIZERS
+from ui.data_checks import show_data_checks
 from ui.export import show_chart
 from ui.runner import run_diagnosis
 from ui.state import current_setup
+from ui.url_state import bound
 from ui.verdict import show_verdict
 
 PAGE = "stall"
 DEFAULT = Config()
 SOURCES = {"lab": "Lab setup (sidebar)", "scenario": "Stall scenario (built-in)"}
-SAVED = "stall_lab_values"  # plain session key: the lab widgets' values survive a visit to the scenario
 
 st.title("Gradient stall")
 st.markdown(
@@ -29,8 +30,10 @@ st.markdown(
 )
 
 setup = current_setup()
-source = st.radio("What to train", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="stall_source")
+source = st.radio("What to train", list(SOURCES), format_func=SOURCES.get, horizontal=True, **bound("stall_source"))
 scenario = source == "scenario"
+if not scenario:
+    show_data_checks(setup, key=PAGE)
 if scenario:
     st.caption(f"**Stall scenario** (ignores the sidebar): {SCENARIO.describe()}. A narrow tanh chain with a "
                "tiny initial scale starts next to the origin, a saddle point: plain gradient descent crawls on a "
@@ -39,40 +42,42 @@ if scenario:
 else:
     st.text(f"Lab setup: {setup.describe()}")
 
-# In scenario mode the training controls show the scenario's values (greyed, their own keys); the
-# lab values are kept in a plain session key and come back when the lab setup is chosen again.
-saved = st.session_state.setdefault(SAVED, dict(optimizer=DEFAULT.optimizer, lr=DEFAULT.lr, steps=DEFAULT.steps,
-                                                 batch=0))
-shown = (dict(optimizer=SCENARIO.optimizer, lr=SCENARIO.lr, steps=SCENARIO.steps, batch=SCENARIO.batch_size or 0)
-         if scenario else saved)
-prefix = "stall_sc_" if scenario else "stall_"
+# In scenario mode the training controls show the scenario's values, greyed, under their own keys;
+# the lab controls (bound to the URL) come back with their values when the lab setup is chosen again.
+SC = dict(optimizer=SCENARIO.optimizer, lr=SCENARIO.lr, steps=SCENARIO.steps, batch=SCENARIO.batch_size or 0)
 c1, c2, c3 = st.columns(3)
-optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(shown["optimizer"]), key=prefix + "optimizer",
-                         disabled=scenario, help="'sgd' is plain (stochastic) gradient descent.")
-lr = c1.number_input("Learning rate", 1e-5, 1000.0, float(shown["lr"]), format="%g", key=prefix + "lr",
-                     disabled=scenario)
-steps = c2.number_input("Steps", 50, 20_000, int(shown["steps"]), 100, key=prefix + "steps", disabled=scenario)
-batch = c2.number_input("Batch size (0 = full batch)", 0, 100_000, int(shown["batch"]), 16, key=prefix + "batch",
-                        disabled=scenario,
-                        help="Full batch gives clean gradient norms; a mini-batch gradient never vanishes.")
-if not scenario:
-    st.session_state[SAVED] = dict(optimizer=optimizer, lr=float(lr), steps=int(steps), batch=int(batch))
-window = c3.number_input("Window (steps)", 10, 5_000, DEFAULT.window, 10, key="stall_window",
+if scenario:
+    c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(SC["optimizer"]), key="stall_sc_optimizer",
+                 disabled=True)
+    c1.number_input("Learning rate", 1e-5, 1000.0, float(SC["lr"]), format="%g", key="stall_sc_lr", disabled=True)
+    c2.number_input("Steps", 50, 20_000, int(SC["steps"]), 100, key="stall_sc_steps", disabled=True)
+    c2.number_input("Batch size (0 = full batch)", 0, 100_000, int(SC["batch"]), 16, key="stall_sc_batch",
+                    disabled=True)
+    optimizer, lr, steps, batch = SC["optimizer"], SC["lr"], SC["steps"], SC["batch"]
+else:
+    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
+                             help="'sgd' is plain (stochastic) gradient descent.", **bound("stall_optimizer"))
+    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("stall_lr"))
+    steps = c2.number_input("Steps", 50, 20_000, DEFAULT.steps, 100, **bound("stall_steps"))
+    batch = c2.number_input("Batch size (0 = full batch)", 0, 100_000, 0, 16,
+                            help="Full batch gives clean gradient norms; a mini-batch gradient never vanishes.",
+                            **bound("stall_batch"))
+window = c3.number_input("Window (steps)", 10, 5_000, DEFAULT.window, 10, **bound("stall_window"),
                          help="A stall is at least this long: the loss is compared with its value a window earlier.")
 rel_eps = c3.number_input("Stall threshold (relative fall per window)", 1e-5, 0.5, DEFAULT.rel_eps, format="%g",
-                          key="stall_eps", help="A window is flat when the loss falls by less than this fraction.")
+                          **bound("stall_eps"), help="A window is flat when the loss falls by less than this fraction.")
 with st.expander("Rows and curvature"):
     d1, d2 = st.columns(2)
     train_rows = d1.number_input("Training rows (a random draw of the training split)", 20, 50_000,
-                                 DEFAULT.max_train_rows, 500, key="stall_train_rows", disabled=scenario,
+                                 DEFAULT.max_train_rows, 500, disabled=scenario, **bound("stall_train_rows"),
                                  help="Full-batch training costs rows x steps; the default keeps the page fast.")
     curvature_rows = d1.number_input("Rows for the Hessian", 20, 20_000, DEFAULT.curvature_rows, 500,
-                                     key="stall_curvature_rows",
+                                     **bound("stall_curvature_rows"),
                                      help="Each Hessian-vector product is a pass over these rows.")
     max_classified = d2.number_input("Judge at most this many stalls with the Hessian", 0, 10, DEFAULT.max_classified,
-                                     key="stall_max_classified", help="Longest first; each costs Hessian-vector products.")
+                                     **bound("stall_max_classified"), help="Longest first; each costs Hessian-vector products.")
     spectrum = d2.toggle(f"Full eigenvalue spectrum (models up to {EXACT_MAX_PARAMS:,} parameters)", DEFAULT.spectrum,
-                         key="stall_spectrum")
+                         **bound("stall_spectrum"))
 st.caption(f"**Gradient ~0** (the app's one rule for a critical point): one gradient step at the largest stable rate "
            f"1/max|λ| would lower the loss by |g|²/(2·max|λ|); the gradient counts as ~0 when that gain is below "
            f"{CRITICAL_GAIN:.2%} of the loss the run started from. A point that fails this test is *not a critical "
@@ -103,7 +108,7 @@ if result is not None:
         st.info(note, icon=":material/info:")
 
     st.subheader("Where the loss stopped falling")
-    log_y = st.toggle("Log scale (loss and gradient norm)", True, key="stall_log")
+    log_y = st.toggle("Log scale (loss and gradient norm)", True, **bound("stall_log"))
     show_chart(lambda: training_chart(result, log_y), PAGE, "training curves",
                memo=(setup, config, log_y, result.final_loss))
     st.caption("Shaded: stalls, at least one window long, where the loss fell by less than the threshold per window "
@@ -150,10 +155,10 @@ st.markdown("The lecture (2.2.2) says that in many dimensions a point with gradi
             "data: it takes tens of seconds, so it runs only when asked.")
 mr_default = minimum_ratio.Config()
 e1, e2 = st.columns(2)
-mr_seeds = e1.number_input("Initialisations per width", 2, 40, mr_default.seeds, key="stall_mr_seeds")
+mr_seeds = e1.number_input("Initialisations per width", 2, 40, mr_default.seeds, **bound("stall_mr_seeds"))
 mr_widths = e2.multiselect("Widths (hidden units)", [1, 2, 3, 4, 6, 8, 12, 16], list(mr_default.widths),
-                           key="stall_mr_widths")
-if st.toggle("Run the minimum-ratio experiment", False, key="stall_mr_run"):
+                           **bound("stall_mr_widths"))
+if st.toggle("Run the minimum-ratio experiment", False, **bound("stall_mr_run")):
     mr_config = minimum_ratio.Config(widths=tuple(sorted(mr_widths)), seeds=int(mr_seeds))
     mr = run_diagnosis(minimum_ratio.run, setup, mr_config, label="Minimum-ratio experiment")
     if mr is not None:
@@ -178,8 +183,8 @@ st.markdown("The loss L(w1, w2) = (1 − w1·w2)² has a saddle point at the ori
             "hyperbola w1·w2 = 1 (dashed). Pick a point: the same critical test and Hessian signs that judged the "
             "network above judge it here (the loss scale is the origin's loss, 1).")
 left, right = st.columns([1, 2])
-w1 = left.number_input("w1", -2.0, 2.0, 0.0, 0.1, format="%.3f", key="stall_w1")
-w2 = left.number_input("w2", -2.0, 2.0, 0.0, 0.1, format="%.3f", key="stall_w2")
+w1 = left.number_input("w1", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w1"))
+w2 = left.number_input("w2", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w2"))
 point = toy_point(w1, w2)
 left.metric("Loss", f"{point.loss:.4g}")
 left.markdown(f"**Gradient** (∂L/∂w1, ∂L/∂w2) = ({point.gradient[0]:.4g}, {point.gradient[1]:.4g})")
