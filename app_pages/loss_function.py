@@ -123,8 +123,10 @@ def show_picture(result) -> None:
     cols = st.columns(2)
     for col, name in zip(cols, PICTURE_LOSSES):
         with col:
-            show_chart(lambda: loss_map(result, RUN_LABELS[name]), PAGE, f"picture {name}", memo=(setup, config))
-    show_chart(lambda: path_probability(result), PAGE, "picture probability", memo=(setup, config))
+            show_chart(lambda: loss_map(result, RUN_LABELS[name]), PAGE, f"picture {name}", memo=(setup, config),
+                       dataset="two logits", seed=None)
+    show_chart(lambda: path_probability(result), PAGE, "picture probability", memo=(setup, config),
+               dataset="two logits", seed=None)
     paths = result.paths
     last = paths.groupby("loss function", sort=False).tail(1).set_index("loss function")
     first = paths[paths["step"] == 0].set_index("loss function")

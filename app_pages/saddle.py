@@ -7,7 +7,7 @@ from core.diagnoses.local_minimum import run as run_well
 from core.diagnoses.saddle import NETWORK, SURFACE_CHOICES, Config, run
 from core.surfaces import SURFACES
 from ui.data_checks import show_data_checks
-from ui.export import show_chart
+from ui.export import FROM_LAB, show_chart
 from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
@@ -79,18 +79,20 @@ if result is not None:
         for note in result.network_notes:
             st.info(note, icon=":material/info:")
 
+    # File names carry the chart's own inputs: the surface (seeded push and noise), or the lab data.
+    race_data = FROM_LAB if ground == NETWORK else SURFACES[ground].label
     st.subheader("The race")
     start = st.radio("Show the race from", ["pushed", "exact"], horizontal=True, **bound("saddle_view"),
                      format_func={"pushed": f"pushed {config.epsilon:g} off the saddle",
                                   "exact": "exactly the saddle"}.get)
     if result.grid is not None:
-        show_chart(lambda: race_map(result, start, SURFACES[ground].axis_names), PAGE, f"paths_{start}",
+        show_chart(lambda: race_map(result, start, SURFACES[ground].axis_names), PAGE, f"paths_{start}", dataset=race_data,
                    memo=(setup, config, start))
         if start == "exact":
             st.caption("Racers that never moved sit under the saddle marker: their whole path is one point.")
-    show_chart(lambda: loss_curves(result, start), PAGE, f"loss_{start}", memo=(setup, config, start))
-    show_chart(lambda: distance_curves(result, start), PAGE, f"distance_{start}", memo=(setup, config, start))
-    show_chart(lambda: escape_bars(result, start), PAGE, f"escape_{start}", memo=(setup, config, start))
+    show_chart(lambda: loss_curves(result, start), PAGE, f"loss_{start}", memo=(setup, config, start), dataset=race_data)
+    show_chart(lambda: distance_curves(result, start), PAGE, f"distance_{start}", memo=(setup, config, start), dataset=race_data)
+    show_chart(lambda: escape_bars(result, start), PAGE, f"escape_{start}", memo=(setup, config, start), dataset=race_data)
 
     table = result.table[result.table["start"] == start].drop(columns=["racer", "start"])
     st.dataframe(
@@ -154,8 +156,8 @@ well_config = WellConfig(start_x=float(well_start), steps=int(well_steps), lr=fl
 well = run_diagnosis(run_well, setup, well_config, label="Rolling", needs_data=False)
 if well is not None:
     show_verdict(well.verdict)
-    show_chart(lambda: well_map(well), PAGE, "double_well_paths", memo=well_config)
-    show_chart(lambda: well_loss(well), PAGE, "double_well_loss", memo=well_config)
+    show_chart(lambda: well_map(well), PAGE, "double_well_paths", memo=well_config, dataset="double well", seed=None)
+    show_chart(lambda: well_loss(well), PAGE, "double_well_loss", memo=well_config, dataset="double well", seed=None)
     st.dataframe(well.table.drop(columns=["racer"]), hide_index=True, column_config={
         "label": "Racer", "lr": "Learning rate", "final_x": st.column_config.NumberColumn("Final x", format="%.3f"),
         "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"), "settled_in": "Settled in",
