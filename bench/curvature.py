@@ -6,7 +6,10 @@ lambda_min and lambda_max in at most 2x the time of a PyHessian-style top-1 powe
 against a converged float64 reference (scipy eigsh, tol=0). Also times one HVP per
 implementation and precision.
 
-Run: python bench/curvature.py [--threads N] [--repeats R]
+With --sweep, also the worst error of the default rtol (and of 5e-4) over three start vectors on
+six small MLPs against their exact spectrum.
+
+Run: python bench/curvature.py [--threads N] [--repeats R] [--sweep]
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.curvature import _hvp_double, _hvp_func, _hvp_operator, hessian_extremes, model_loss  # noqa: E402
+from core.curvature import (  # noqa: E402
+    _hvp_double, _hvp_func, _hvp_operator, hessian_extremes, hessian_matrix, model_loss,
+)
 
 SEED = 0
 HIDDEN = (128, 128)  # 64 -> 128 -> 128 -> 10: 26,122 parameters
@@ -93,11 +98,57 @@ def best_time(fn, reps=5):
     return best
 
 
+def _mlp(sizes, act, seed):
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+
+
+def sweep() -> None:
+    """The default rtol on small MLPs against their exact spectrum (numpy eigvalsh of the dense
+    Hessian from hessian_matrix, which tests/test_curvature.py checks against torch.autograd)."""
+    from sklearn.datasets import load_iris, make_moons
+
+    digits = load_digits()
+    dX, dy = StandardScaler().fit_transform(digits.data), digits.target
+    iris = load_iris()
+    iX, iy = StandardScaler().fit_transform(iris.data), iris.target
+    mX, my = make_moons(500, noise=0.2, random_state=0)
+    cases = [("digits 64-32-10 tanh, init", [64, 32, 10], nn.Tanh, dX, dy, 0),
+             ("digits 64-32-10 tanh, trained", [64, 32, 10], nn.Tanh, dX, dy, 300),
+             ("digits 64-24-24-10 relu, trained", [64, 24, 24, 10], nn.ReLU, dX, dy, 200),
+             ("iris 4-16-16-3 tanh, trained", [4, 16, 16, 3], nn.Tanh, iX, iy, 200),
+             ("moons 2-48-48-2 tanh, init", [2, 48, 48, 2], nn.Tanh, mX, my, 0),
+             ("moons 2-48-48-2 tanh, trained", [2, 48, 48, 2], nn.Tanh, mX, my, 500)]
+    rtols, seeds = (1e-4, 5e-4), (0, 1, 2)
+    print(f"\n{'model':<34}{'params':>7}{'eig_min':>12}{'eig_max':>10}"
+          + "".join(f"{f'rtol {r:g}: worst err, HVPs':>30}" for r in rtols))
+    for name, sizes, act, X, y, steps in cases:
+        model = _mlp(sizes, act, SEED)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+        for _ in range(steps):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(Xt), yt).backward()
+            opt.step()
+        f, theta = model_loss(model, nn.CrossEntropyLoss(), X, y)
+        ref = np.linalg.eigvalsh(hessian_matrix(f, theta))
+        line = f"{name:<34}{theta.numel():>7,}{ref[0]:>12.4e}{ref[-1]:>10.4f}"
+        for rtol in rtols:
+            runs = [hessian_extremes(f, theta, rtol=rtol, v0_seed=s) for s in seeds]
+            worst = max(max(abs(e.eig_min - ref[0]) / abs(ref[0]), abs(e.eig_max - ref[-1]) / abs(ref[-1])) for e in runs)
+            line += f"{worst:>19.1e}, {min(e.n_hvp for e in runs)}-{max(e.n_hvp for e in runs):<6}"
+        print(line, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # One thread, as the app runs; two threads fought over tiny matmuls on the shared 2-core box.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats (best is kept)")
+    parser.add_argument("--sweep", action="store_true", help="also check rtol on six small MLPs (minutes: dense eigensolves)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # torch.func's first jvp
@@ -160,6 +211,8 @@ def main() -> int:
     print(f"time ratio hessian_extremes / PyHessian power iteration: {ratio:.2f} "
           f"({'meets' if ratio <= TARGET_RATIO else 'MISSES'} the {TARGET_RATIO:g}x target; "
           f"HVPs {ours_best[3]} vs {power_best[3]}, best of {args.repeats} interleaved)")
+    if args.sweep:
+        sweep()
     print(f"total bench time {time.perf_counter() - t_start:.1f} s")
     return 0
 
