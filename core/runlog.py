@@ -220,12 +220,14 @@ def combine(raws: Sequence[RawLog]) -> list[RawLog]:
             notes = [n for p in parts for n in p.notes]
             notes.append(f"Joined {len(parts)} TensorBoard CSV exports of run {r.name!r} by step ({tags}).")
             fp = hashlib.sha1("".join(sorted(p.fingerprint for p in parts)).encode()).hexdigest()
-            present = {c: frame[c].notna().to_numpy() for c in frame.columns
-                       if c != "step" and frame[c].isna().any()}
-            for p in parts:  # a NaN a file logged stays a logged NaN after the join
-                for c, mask in p.present.items():
-                    rows = np.isin(frame["step"].to_numpy(), p.series["step"].to_numpy()[mask])
-                    present[c] = present.get(c, np.zeros(len(frame), bool)) | rows
+            present = {}
+            for p in parts:  # where each file logged its tag (a NaN it logged stays a logged NaN)
+                for c in p.series.columns:
+                    if c == "step" or c in present:
+                        continue
+                    mask = p.present.get(c, np.ones(len(p.series), bool))
+                    present[c] = np.isin(frame["step"].to_numpy(), p.series["step"].to_numpy()[mask])
+            present = {c: m for c, m in present.items() if not m.all()}
             out[i] = RawLog(r.name, r.format, frame, notes, fp, {}, present)
     return out
 

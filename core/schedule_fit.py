@@ -208,11 +208,17 @@ class _Fitter:
     # ------------------------------------------------------------------ tools
     def _project(self, name: str, T: int, shape: dict, with_min: bool) -> tuple[float, dict]:
         """Best base (and min_lr) for fixed shape parameters: (rms, params), rms = inf if invalid."""
+        err, params, _ = self._project_resid(name, T, shape, with_min)
+        return err, params
+
+    def _project_resid(self, name: str, T: int, shape: dict, with_min: bool):
+        """_project, plus the weighted residuals (for least_squares over shape parameters)."""
+        bad = (np.inf, {}, np.full(len(self.t), 1e3))
         try:
             e0 = curve(name, self.t, T, 1.0, {**shape, **({"min_lr": 0.0} if with_min else {})})
             d = curve(name, self.t, T, 1.0, {**shape, "min_lr": 1.0}) - e0 if with_min else None
         except ValueError:
-            return np.inf, {}
+            return bad
         w, y = self.w, self.y
         if d is None or not np.any(d):
             den = float(np.sum((w * e0) ** 2))
@@ -226,12 +232,13 @@ class _Fitter:
                 base = float(np.sum(w * w * e0 * (y - lo * d))) / den if den > 0 else 0.0
                 lo = min(lo, base)
         if not base > 0:
-            return np.inf, {}
+            return bad
         params = {"base": float(base), **shape}
         model = base * e0 + (lo * d if d is not None else 0.0)
         if with_min:
             params["min_lr"] = float(lo)
-        return float(np.sqrt(np.mean(((model - y) * w) ** 2))), params
+        resid = (model - y) * w
+        return float(np.sqrt(np.mean(resid ** 2))), params, resid
 
     def _search(self, objective, lo: float, hi: float, start: float | None = None):
         """Minimise a 1-D objective on [lo, hi] (bounded Brent), returning (value, x)."""
@@ -454,14 +461,14 @@ class _Fitter:
             found = {}
 
             def res(x):
-                err, p = self._project("one_cycle", T, {"pct_start": float(x[0]), "div_factor": math.exp(x[1]),
-                                                        "final_div_factor": math.exp(x[2])}, False)
+                err, p, r = self._project_resid("one_cycle", T, {"pct_start": float(x[0]), "div_factor": math.exp(x[1]),
+                                                                 "final_div_factor": math.exp(x[2])}, False)
                 found[err] = p
-                return np.full(1, err if math.isfinite(err) else 1e3)
+                return r
 
             lo, hi = [1.01 / T, 0.0, math.log(1e-3)], [0.99, math.log(1e5), math.log(1e7)]
             x0 = np.clip(x0, np.nextafter(lo, 1), np.nextafter(hi, -1))
-            least_squares(res, x0, bounds=(lo, hi), max_nfev=40)
+            least_squares(res, x0, bounds=(lo, hi), x_scale="jac", max_nfev=60)
             err = min(found)
             return err, found[err]
 

@@ -317,7 +317,7 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
     notes: list[str] = []
     # Rows where the training loss was logged (a NaN there is a logged NaN, a divergence);
     # rows of other series only (evaluation rows, a rate logged more often) are left out.
-    rows = log.logged("loss")
+    rows = log.logged("loss").copy()
     first_finite = np.flatnonzero(rows & np.isfinite(frame["loss"].to_numpy()))
     if len(first_finite) < MIN_POINTS:
         raise ValueError(f"The log {log.name!r} has {len(first_finite)} finite training losses; "
@@ -594,7 +594,9 @@ def compare_runs(results: list[Result]) -> RunComparison:
             lv = r.levels[r.levels["step"] <= horizon]["loss"].to_numpy()[-1:]
         diverged_before = r.divergence is not None and r.divergence.step <= horizon
         level = float(lv.mean()) if len(lv) and not diverged_before else float("nan")
-        noise = tail_noise(lv, share=1.0) if len(lv) >= 3 else 0.0
+        # the yardstick is the loss's spread near the horizon (detrended), not the standard error
+        # of its mean: two runs of one config differ by more than their means' standard errors
+        noise = tail_noise(lv, share=1.0) * math.sqrt(len(lv)) if len(lv) >= 3 else 0.0
         levels[k] = (level, noise)
         rows.append(dict(run=r.name, format=r.format, logged_points=r.n_points, last_step=r.last_step,
                          loss_at_horizon=level, final_loss=r.final_loss, diverged_at=r.diverged_at,
