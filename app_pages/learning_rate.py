@@ -9,8 +9,10 @@ from core.schedules import SCHEDULES, default_params
 from core.surfaces import SURFACES
 from core.train import OPTIMIZERS
 from ui.export import show_chart
+from ui.data_checks import show_data_checks
 from ui.runner import run_diagnosis
 from ui.state import current_setup
+from ui.url_state import bound
 from ui.verdict import show_verdict
 
 PAGE = "learning_rate"
@@ -20,13 +22,17 @@ st.caption("Lecture section 3: the gradient is not zero but the loss will not fa
            "every parameter (Adagrad, RMSprop, Adam adapt it per parameter) nor every moment of training "
            "(warmup and decay schedules).")
 setup = current_setup()
+show_data_checks(setup, key=PAGE)
 answer = st.container()  # the page's one-sentence answer, filled once the range test and training ran
-seeds = int(st.number_input(
-    "Seeds per compared run", 1, lr_range.MAX_SEEDS, 3, key=f"{PAGE}_seeds",
+seeds_col, seeds_note = st.columns([1, 3], vertical_alignment="bottom")
+seeds = int(seeds_col.number_input(
+    "Seeds per compared run", 1, lr_range.MAX_SEEDS, 3, **bound(f"{PAGE}_seeds"),
     help="Every run that is compared (the range test's check, the schedules, the optimizers on the lab model) "
          "repeats with this many seeds: the lab seed and the next ones (initial weights and batch order). "
          "A run is called better only when Welch's t-test across the seeds says so; with one seed, only when "
          "the difference is twice the runs' own noise."))
+seeds_note.caption("Charts of compared runs show the mean over seeds and the band from the lowest to the highest "
+                   "seed; a claim (\"trained better\") is made only where it holds across the seeds.")
 # Tabs that track which one is open: every tab's widgets are drawn (so their values persist), but
 # charts and the slower runs only happen in the open tab. The range test and the schedule training
 # always run (cached): the answer above needs both.
@@ -38,11 +44,11 @@ tab_range, tab_preview, tab_train, tab_adaptive = st.tabs(
 def rate_input(label: str, value: float, key: str, **kw) -> float:
     """A learning-rate box that shows 1e-05 and 0.3 alike."""
     return float(st.number_input(label, min_value=1e-8, max_value=1e4, value=value, format="%g",
-                                 step=value / 2, key=f"{PAGE}_{key}", **kw))
+                                 step=value / 2, **bound(f"{PAGE}_{key}"), **kw))
 
 
 def batch_input(key: str) -> int | None:
-    size = int(st.number_input("Batch size (0 = full batch)", 0, 100_000, 32, key=f"{PAGE}_{key}"))
+    size = int(st.number_input("Batch size (0 = full batch)", 0, 100_000, 32, **bound(f"{PAGE}_{key}")))
     return size or None
 
 
@@ -55,9 +61,9 @@ def schedule_params(name: str, total_steps: int) -> tuple:
         key = f"{PAGE}_p_{name}_{param}_{total_steps}"  # a new run length brings new defaults
         value = defaults[param]
         if isinstance(value, int):
-            chosen[param] = int(col.number_input(param, min_value=0, value=value, key=key))
+            chosen[param] = int(col.number_input(param, min_value=0, value=value, **bound(key)))
         else:
-            chosen[param] = float(col.number_input(param, value=float(value), format="%g", key=key))
+            chosen[param] = float(col.number_input(param, value=float(value), format="%g", **bound(key)))
     return tuple(chosen.items())
 
 
@@ -90,15 +96,15 @@ with tab_range:
         "trains at a tenth, once and ten times the valley, and the page recommends the valley unless the check "
         "found a rate that trained clearly better.")
     c1, c2, c3, c4, c5, c6 = st.columns(6)
-    rt_optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), key=f"{PAGE}_rt_opt")
+    rt_optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), **bound(f"{PAGE}_rt_opt"))
     with c2:
         rt_start = rate_input("Start rate", 1e-4, "rt_start")
     with c3:
         rt_end = rate_input("End rate", 10.0, "rt_end")
-    rt_steps = int(c4.number_input("Steps", 10, lr_range.MAX_STEPS, 200, step=50, key=f"{PAGE}_rt_steps"))
+    rt_steps = int(c4.number_input("Steps", 10, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_steps")))
     with c5:
         rt_batch = batch_input("rt_batch")
-    rt_check = int(c6.number_input("Check steps", 0, lr_range.MAX_STEPS, 200, step=50, key=f"{PAGE}_rt_check",
+    rt_check = int(c6.number_input("Check steps", 0, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_check"),
                                    help="Then train this long at 0.1x, 1x and 10x the valley (0 = skip)."))
     rt_config = lr_range.Config(rt_optimizer, rt_start, rt_end, rt_steps, rt_batch, rt_check, seeds)
     rt = run_diagnosis(lr_range.run, setup, rt_config, "Range test")
@@ -122,13 +128,13 @@ with tab_preview:
                "schedule warm up). Schedules here are pure functions of the step; the code is torch's twin.")
     c1, c2, c3 = st.columns([3, 1, 1])
     names = c1.multiselect("Schedules", list(SCHEDULES), ["constant", "step", "warmup_cosine", "one_cycle"],
-                           format_func=lambda n: SCHEDULES[n].label, key=f"{PAGE}_pv_names")
-    total = int(c2.number_input("Total steps", 2, lr_preview.MAX_STEPS, 1000, step=100, key=f"{PAGE}_pv_total"))
+                           format_func=lambda n: SCHEDULES[n].label, **bound(f"{PAGE}_pv_names"))
+    total = int(c2.number_input("Total steps", 2, lr_preview.MAX_STEPS, 1000, step=100, **bound(f"{PAGE}_pv_total")))
     with c3:
         base = rate_input("Base rate", 0.1, "pv_base")
     c1, c2 = st.columns([3, 1])
-    at_text = c1.text_input("Read the rate at steps", "0, 100, 250, 500, 999", key=f"{PAGE}_pv_at")
-    log_y = c2.toggle("Log scale", True, key=f"{PAGE}_pv_log")
+    at_text = c1.text_input("Read the rate at steps", "0, 100, 250, 500, 999", **bound(f"{PAGE}_pv_at"))
+    log_y = c2.toggle("Log scale", True, **bound(f"{PAGE}_pv_log"))
     picks, code_slots = [], {}
     for name in names:
         with st.expander(f"{SCHEDULES[name].label}: parameters and PyTorch code"):
@@ -154,15 +160,15 @@ with tab_train:
     chosen = rt.recommended_lr if rt is not None else None
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     use_chosen = c1.checkbox("Base rate = the range test's recommendation" + (f" ({chosen:.3g})" if chosen else ""),
-                             value=True, key=f"{PAGE}_tr_valley", disabled=chosen is None)
+                             value=True, **bound(f"{PAGE}_tr_valley"), disabled=chosen is None)
     with c2:
         manual = rate_input("Base rate", 0.01, "tr_lr", disabled=bool(use_chosen and chosen))
-    steps = int(c3.number_input("Steps", 2, lr_schedules.MAX_STEPS, 200, step=50, key=f"{PAGE}_tr_steps"))
+    steps = int(c3.number_input("Steps", 2, lr_schedules.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_tr_steps")))
     with c4:
         tr_batch = batch_input("tr_batch")
     scheds = st.multiselect("Schedules (against a constant rate)", [n for n in SCHEDULES if n != "constant"],
                             ["warmup_cosine", "cosine"], format_func=lambda n: SCHEDULES[n].label,
-                            max_selections=lr_schedules.MAX_SCHEDULES, key=f"{PAGE}_tr_scheds")
+                            max_selections=lr_schedules.MAX_SCHEDULES, **bound(f"{PAGE}_tr_scheds"))
     st.caption(f"Optimizer: {rt_optimizer} (set on the range-test tab). For each seed every run starts from the "
                "same weights and sees the same batches; only the rate per step differs. Runs are compared on "
                "their tail training loss (the mean of the last 20% of steps). Schedules take their defaults for "
@@ -175,10 +181,11 @@ with tab_train:
         left, right = st.columns(2)
         with left:
             spread = f": mean and min-max of {seeds} seeds" if seeds > 1 else ""
-            show_chart(charts.band_chart(training.curves, training.summary, f"Training with schedules{spread}"),
+            names = lr_schedules.labels(training)
+            show_chart(charts.band_chart(training.curves, training.summary, f"Training with schedules{spread}", names),
                        PAGE, "training loss")
         with right:
-            show_chart(charts.training_rate_chart(training), PAGE, "training rates")
+            show_chart(charts.training_rate_chart(training, names), PAGE, "training rates")
         show_notes(training.notes)
         st.dataframe(training.summary, hide_index=True)
         show_verdict(training.verdict)
@@ -194,11 +201,11 @@ with tab_adaptive:
     st.subheader("torch's optimizers on a surface")
     c1, c2, c3, c4 = st.columns(4)
     surface = c1.selectbox("Surface", list(lr_surfaces.SURFACE_RATES), format_func=lambda k: SURFACES[k].label,
-                           index=list(lr_surfaces.SURFACE_RATES).index("flat_then_steep"), key=f"{PAGE}_sf_surface")
-    sf_steps = int(c2.number_input("Steps", 10, lr_surfaces.MAX_STEPS, 150, step=50, key=f"{PAGE}_sf_steps"))
+                           index=list(lr_surfaces.SURFACE_RATES).index("flat_then_steep"), **bound(f"{PAGE}_sf_surface"))
+    sf_steps = int(c2.number_input("Steps", 10, lr_surfaces.MAX_STEPS, 150, step=50, **bound(f"{PAGE}_sf_steps")))
     demo = c3.selectbox("Twins with warmup and decay", lr_surfaces.OPTIMIZERS, index=2,
-                        format_func=lr_surfaces.LABELS.get, key=f"{PAGE}_sf_demo")
-    warm = c4.slider("Warmup share", 0.05, 0.5, 0.1, 0.05, key=f"{PAGE}_sf_warm")
+                        format_func=lr_surfaces.LABELS.get, **bound(f"{PAGE}_sf_demo"))
+    warm = c4.slider("Warmup share", 0.05, 0.5, 0.1, 0.05, **bound(f"{PAGE}_sf_warm"))
     rates = {}
     with st.expander("Rate per optimizer on this surface"):
         for col, (opt, value) in zip(st.columns(4), lr_surfaces.surface_rates(surface).items()):
@@ -234,11 +241,11 @@ with tab_adaptive:
         "cannot burst. A *burst* is a step over 2x the rate after 50 steps whose median step was 10x smaller.")
     c1, c2, c3 = st.columns(3)
     bu_surface = c1.selectbox("Surface ", list(SURFACES), index=list(SURFACES).index("elongated"),
-                              format_func=lambda k: SURFACES[k].label, key=f"{PAGE}_bu_surface")
+                              format_func=lambda k: SURFACES[k].label, **bound(f"{PAGE}_bu_surface"))
     with c2:
         bu_lr = rate_input("Rate", 0.3, "bu_lr")
     bu_steps = int(c3.number_input("Steps ", lr_burst.BURST_QUIET + 1, lr_burst.MAX_STEPS, 4000, step=500,
-                                   key=f"{PAGE}_bu_steps"))
+                                   **bound(f"{PAGE}_bu_steps")))
     if tab_adaptive.open is not False:
         bu = run_diagnosis(lr_burst.run, setup, lr_burst.Config(bu_surface, bu_lr, bu_steps),
                            "Lecture's Adagrad", needs_data=False)
@@ -254,9 +261,9 @@ with tab_adaptive:
     st.subheader("The summary (lecture 3.2.5) and the optimizers on the lab model")
     st.latex(lr_optimizers.SUMMARY_FORMULA)
     c1, c2, c3 = st.columns([2, 3, 1])
-    on_lab = c1.toggle("Train the optimizers on the lab model", True, key=f"{PAGE}_ad_on",
+    on_lab = c1.toggle("Train the optimizers on the lab model", True, **bound(f"{PAGE}_ad_on"),
                        help="One training run per optimizer and seed.")
-    ad_steps = int(c3.number_input("Steps", 1, lr_optimizers.MAX_STEPS, 200, step=50, key=f"{PAGE}_ad_steps"))
+    ad_steps = int(c3.number_input("Steps", 1, lr_optimizers.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_ad_steps")))
     ad_rates = []
     with c2.expander("Rate per optimizer"):
         for col, (opt, value) in zip(st.columns(len(lr_optimizers.DEFAULT_RATES)), lr_optimizers.DEFAULT_RATES):

@@ -180,3 +180,14 @@ def test_page_with_an_uploaded_csv(upload_first):
     assert not at.exception, at.exception
     assert not at.error
     assert "Range test (adam)" in _plain(_texts(at))
+
+
+def test_doctests_of_the_pages_modules():
+    import doctest
+
+    from core.charts import learning_rate as charts_module
+    from core.diagnoses import _lr_kit, lr_burst, lr_optimizers, lr_preview, lr_surfaces
+
+    for module in (learning_rate, lr_range, lr_schedules, lr_preview, lr_surfaces, lr_burst, lr_optimizers, _lr_kit,
+                   charts_module):
+        assert doctest.testmod(module).failed == 0, module.__name__

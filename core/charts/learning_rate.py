@@ -12,6 +12,9 @@ import pandas as pd
 from core.charts import HEIGHT, PALETTE, WIDTH, curves, heatmap, markers
 
 _MARK_COLORS = {"valley": "#D55E00", "steepest": "#009E73", "stop (fastai rule)": "#555555"}
+# Streamlit fits a chart's whole height (title and axes included) into its `height`: 360 leaves a
+# plot area of ~240 px at 1400 x 900 (the shared 300 left ~170).
+TALL = 360
 
 
 def _finite(frame: pd.DataFrame, columns, positive: bool = False) -> pd.DataFrame:
@@ -51,16 +54,20 @@ def schedule_chart(result, log_y: bool = False) -> alt.LayerChart:
 # ---------------------------------------------------------------------------- seeded loss curves
 
 
-def band_chart(curves_frame: pd.DataFrame, summary: pd.DataFrame, title: str) -> alt.LayerChart:
+def band_chart(curves_frame: pd.DataFrame, summary: pd.DataFrame, title: str,
+               labels: dict[str, str] | None = None) -> alt.LayerChart:
     """Smoothed training loss per step of each run: the mean over seeds (line) and the min-max
     band across seeds (shaded), log scale; a dashed rule where a run first diverged.
 
-    `curves_frame`: run, step, loss_mean, loss_lo, loss_hi, seeds; `summary`: run, first_diverged_at.
+    `curves_frame`: run, step, loss_mean, loss_lo, loss_hi, seeds; `summary`: run, first_diverged_at;
+    `labels`: run key -> the name the legend shows (the key itself by default).
     """
-    runs = list(summary["run"])
+    labels = labels or {}
+    runs = [labels.get(k, k) for k in summary["run"]]
     data = _finite(curves_frame, ["loss_mean", "loss_lo", "loss_hi"], positive=True)
+    data = data.assign(run=data["run"].map(lambda k: labels.get(k, k)))
     x = alt.X(field="step", type="quantitative", title="step")
-    y_scale = alt.Scale(type="log")
+    y_scale = alt.Scale(type="log", nice=False)
     color = _color("run", "run", runs)
     band = alt.Chart(data).mark_area(opacity=0.18, clip=True).encode(
         x=x, y=alt.Y(field="loss_lo", type="quantitative", scale=y_scale, title="training loss (smoothed)"),
@@ -73,25 +80,27 @@ def band_chart(curves_frame: pd.DataFrame, summary: pd.DataFrame, title: str) ->
                  alt.Tooltip(field="loss_hi", type="quantitative", format=".4g", title="highest seed"),
                  alt.Tooltip(field="seeds", type="quantitative")])
     rows = summary[summary["first_diverged_at"].notna()][["run", "first_diverged_at"]]
-    rows = pd.DataFrame({"run": rows["run"].astype(str), "step": rows["first_diverged_at"].astype(int)})
+    rows = pd.DataFrame({"run": [labels.get(k, k) for k in rows["run"]], "step": rows["first_diverged_at"].astype(int)})
     rules = alt.Chart(rows).mark_rule(strokeDash=[4, 3], color="#D55E00").encode(
         x=alt.X(field="step", type="quantitative"),
         tooltip=[alt.Tooltip(field="run", type="nominal"), alt.Tooltip(field="step", type="quantitative",
                                                                       title="diverged at step")])
     return alt.layer(band, line, rules, title=alt.TitleParams(title, anchor="start")).properties(
-        width=WIDTH, height=HEIGHT)
+        width=WIDTH, height=TALL)
 
 
-def training_rate_chart(result) -> alt.Chart:
+def training_rate_chart(result, labels: dict[str, str] | None = None) -> alt.Chart:
     """The rate each configuration used at every step (from its schedule)."""
-    runs = list(result.summary["run"])
+    labels = labels or {}
+    runs = [labels.get(k, k) for k in result.summary["run"]]
     data = _finite(result.rates, "lr", positive=True)
+    data = data.assign(run=data["run"].map(lambda k: labels.get(k, k)))
     return alt.Chart(data, title=alt.TitleParams("Learning rate used", anchor="start")).mark_line(clip=True).encode(
         x=alt.X(field="step", type="quantitative"), y=alt.Y(field="lr", type="quantitative", title="learning rate"),
         color=_color("run", "run", runs),
         tooltip=[alt.Tooltip(field="run", type="nominal"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="lr", type="quantitative", format=".4g")],
-    ).properties(width=WIDTH, height=HEIGHT)
+    ).properties(width=WIDTH, height=TALL)
 
 
 # ---------------------------------------------------------------------------- range test
@@ -148,7 +157,7 @@ def range_test_chart(result) -> alt.LayerChart:
 
     texts = [label("valley", "left", 6, -14), label("steepest", "right", -6, 16),
              label("stop (fastai rule)", "right", -8, -10)]
-    return alt.layer(raw, smooth, rules, dots, *texts).properties(width=WIDTH, height=HEIGHT)
+    return alt.layer(raw, smooth, rules, dots, *texts).properties(width=WIDTH, height=TALL)
 
 
 def range_check_chart(result) -> alt.LayerChart:
@@ -205,7 +214,7 @@ def surface_loss_chart(result, min_loss: float) -> alt.Chart:
         color=_color("label", "run", labels),
         tooltip=[alt.Tooltip(field="label", type="nominal", title="run"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="loss_above_min", type="quantitative", format=".3g")],
-    ).properties(width=WIDTH, height=HEIGHT)
+    ).properties(width=WIDTH, height=TALL)
 
 
 def per_coordinate_chart(result, kind: str = "eff_lr") -> alt.FacetChart:
@@ -234,7 +243,7 @@ def per_coordinate_chart(result, kind: str = "eff_lr") -> alt.FacetChart:
         tooltip=[alt.Tooltip(field="label", type="nominal", title="run"),
                  alt.Tooltip(field="coordinate", type="nominal"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="value", type="quantitative", format=".3g")],
-    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 80).facet(
+    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 40).facet(
         column=alt.Column(field="coordinate", type="nominal", title=None), title=title)
 
 
@@ -266,7 +275,7 @@ def burst_path_chart(result) -> alt.LayerChart:
                  alt.Tooltip(field="largest_step", type="quantitative", format=".3g")])
     return alt.layer(rules, line, title=alt.TitleParams(
         f"{x_name} against the step (dashed: bursts by the burst test)", anchor="start")).properties(
-        width=WIDTH, height=HEIGHT)
+        width=WIDTH, height=TALL)
 
 
 def burst_step_chart(result) -> alt.LayerChart:
@@ -297,4 +306,4 @@ def burst_step_chart(result) -> alt.LayerChart:
     return alt.layer(line, rule, text, title=alt.TitleParams(
         f"Step size along {x_name} (torch's Adagrad dashed: it runs over the decayed lecture rule)",
         anchor="start")).properties(
-        width=WIDTH, height=HEIGHT)
+        width=WIDTH, height=TALL)

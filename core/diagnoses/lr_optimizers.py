@@ -42,22 +42,24 @@ _ROWS = (
      "The same."),
     ("momentum", "SGD with momentum", r"m_t = \beta\, m_{t-1} + g_t,\ m_{-1} = 0", r"1", r"\eta_t",
      "torch.optim.SGD(params, lr={lr}, momentum=0.9)",
-     "The lecture's movement m_t = λ m_{t-1} - η g_t is the same walk with the rate taken out (λ = β)."),
+     r"The lecture's movement $m_t = \lambda m_{t-1} - \eta g_t$ is the same walk with the rate taken out "
+     r"($\lambda = \beta$ = 0.9)."),
     ("adagrad", "Adagrad", r"g_t", r"\sqrt{\textstyle\sum_{i=0}^{t} g_i^2} + \epsilon", r"\eta_t",
      "torch.optim.Adagrad(params, lr={lr}, eps=1e-10)",
-     "The lecture's σ is the root *mean* square, √(Σ g²/(t+1)): torch's sum is the lecture's rule with "
-     "η_t = η/√(t+1) built in, so torch's Adagrad cannot burst."),
+     r"The lecture's $\sigma_t$ is the root *mean* square, $\sqrt{\sum_i g_i^2 / (t+1)}$: torch's sum is the "
+     r"lecture's rule with $\eta_t = \eta/\sqrt{t+1}$ built in, so torch's Adagrad cannot burst."),
     ("rmsprop", "RMSProp", r"g_t",
      r"\sqrt{v_t} + \epsilon,\ v_t = \alpha v_{t-1} + (1-\alpha)\, g_t^2,\ v_{-1} = 0", r"\eta_t",
      "torch.optim.RMSprop(params, lr={lr}, alpha=0.99, eps=1e-08)",
-     "The lecture starts at σ_0 = |g_0|; torch starts v at 0, so its first step is 1/√(1-α) = 10x the rate."),
+     r"The lecture starts at $\sigma_0 = |g_0|$; torch starts $v$ at 0, so its first step is "
+     r"$1/\sqrt{1-\alpha}$ = 10x the rate."),
     ("adam", "Adam", r"\frac{\beta_1 m_{t-1} + (1-\beta_1)\, g_t}{1-\beta_1^{t+1}}",
      r"\sqrt{\frac{v_t}{1-\beta_2^{t+1}}} + \epsilon,\ v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2",
      r"\eta_t",
      "torch.optim.Adam(params, lr={lr}, betas=(0.9, 0.999), eps=1e-08)",
-     "RMSProp's σ plus momentum, both bias-corrected (the m and v running sums start at 0)."),
+     r"RMSProp's $\sigma_t$ plus momentum, both bias-corrected (the running averages $m$ and $v$ start at 0)."),
 )
-ETA_NOTE = "η_t = lr, or lr x the schedule's factor at step t (torch.optim.lr_scheduler)."
+ETA_NOTE = "η_t = lr, or lr times the schedule's factor at step t (torch.optim.lr_scheduler)."
 
 
 def update_table(rates: dict[str, float] | None = None) -> pd.DataFrame:

@@ -74,8 +74,8 @@ def run(data: Dataset | None, setup: LabSetup, config: Config, on_progress: Prog
     T = config.total_steps
     if isinstance(T, bool) or not isinstance(T, int) or not 2 <= T <= MAX_STEPS:
         raise ValueError(f"Preview from 2 to {MAX_STEPS:,} steps, got {T!r}.")
-    if len(config.schedules) > 12:
-        raise ValueError("Preview at most 12 schedules at once.")
+    if len(config.schedules) > len(sch.SCHEDULES):
+        raise ValueError(f"Preview at most {len(sch.SCHEDULES)} schedules at once.")
     if not (isinstance(config.base_lr, (int, float)) and config.base_lr > 0):
         raise ValueError(f"The base rate must be a positive number, got {config.base_lr!r}.")
     at = sorted({k for k in config.at_steps if 0 <= k < T})  # steps past a shortened run are dropped

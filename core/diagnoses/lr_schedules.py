@@ -145,14 +145,14 @@ def verdict(result: Result) -> Verdict:
     """The training tab's verdict, from the groups, comparisons and choice only."""
     c = result.config
     names = labels(result)
-    head = f"{c.optimizer} at lr {num(c.lr)}, {c.steps:,} steps" + (f", {c.seeds} seeds each" if c.seeds > 1 else "")
+    head = f"With {c.optimizer} at lr {num(c.lr)} over {c.steps:,} steps" + (f" ({c.seeds} seeds each)" if c.seeds > 1 else "")
     diverged = []
     for g in result.groups:
         if not g.stable:
             where = f" (in {g.n_diverged} of {len(g.seeds)} seeds)" if len(g.seeds) > 1 else ""
             diverged.append(divergence_sentence(g.first_divergence, capital(names[g.key])).rstrip(".") + where + ".")
     if result.choice.kind == "none":
-        return Verdict("problem", f"{capital(head)}: every run diverged. " + " ".join(diverged),
+        return Verdict("problem", f"{head}, every run diverged. " + " ".join(diverged),
                        "Lower the base rate (the range test suggests one).")
     sentences = []
     for key, comp in result.comparisons.items():
@@ -166,7 +166,7 @@ def verdict(result: Result) -> Verdict:
     else:
         end = "No schedule trained clearly better than the constant rate at this rate and length."
         kind = "info"
-    text = f"{capital(head)}. " + " ".join(sentences + diverged + [end])
+    text = f"{head}: " + " ".join(sentences + diverged + [end])
     if diverged:
         return Verdict("warning", text, "A warmup or a lower base rate avoids the blow-up.")
     return Verdict(kind, text)

@@ -41,6 +41,7 @@ SURFACE_RATES: dict[str, dict[str, float]] = {
     "flat_then_steep": {"sgd": 0.2, "adagrad": 0.3, "rmsprop": 0.03, "adam": 0.1},
 }
 NEAR_SHARE = 1e-3  # "near the minimum": within this share of the start's height above it
+PROGRESS_EVERY = 200  # updates between progress calls (the Stop button lands there)
 
 
 def surface_rates(surface: str) -> dict[str, float]:
@@ -133,6 +134,26 @@ def _row(key: str, label: str, optimizer: str, lr: float, traj: srf.Trajectory, 
                 diverged_at=diverged)
 
 
+class _Ticker:
+    """Progress from inside core.surfaces.run_optimizer, which steps its `lr_scheduler` after every
+    update and has no progress callback: this stands in for the scheduler (or wraps the real one)
+    and reports every PROGRESS_EVERY updates, so a Stop lands within a fraction of a second."""
+
+    def __init__(self, report):
+        self.report, self.inner, self.count = report, None, 0
+
+    def wrap(self, scheduler):
+        self.inner = scheduler
+        return self
+
+    def step(self) -> None:
+        if self.inner is not None:
+            self.inner.step()
+        self.count += 1
+        if self.count % PROGRESS_EVERY == 0:
+            self.report(self.count)
+
+
 def run(data, setup, config: Config, on_progress: Progress | None = None) -> Result:
     """Run each optimizer (torch.optim, through core.surfaces) on the surface; `data` is not used."""
     on_progress = on_progress or no_progress
@@ -141,7 +162,10 @@ def run(data, setup, config: Config, on_progress: Progress | None = None) -> Res
     surface = srf.SURFACES[config.surface]
     frames, rows, bursts = [], [], []
     for i, (key, opt, lr, name, params) in enumerate(runs):
-        scheduler = (lambda o, n=name, p=params: sch.to_torch(o, n, config.steps, **p)) if name else None
+        ticker = _Ticker(lambda k, i=i, key=key: on_progress((i + k / config.steps) / len(runs),
+                                                             f"{labels[key]}: step {k:,} of {config.steps:,}"))
+        scheduler = (lambda o, n=name, p=params, t=ticker: t.wrap(sch.to_torch(o, n, config.steps, **p))) if name \
+            else (lambda o, t=ticker: t)
         traj = srf.run_optimizer(surface, SURFACE_NAMES[opt], surface.start, config.steps, lr, lr_scheduler=scheduler)
         f = traj.frame
         moves = f[["step_x", "step_y"]].to_numpy()[:-1]
