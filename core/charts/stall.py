@@ -143,7 +143,7 @@ def minimum_ratio_chart(result) -> alt.LayerChart:
                       subtitle="minimum ratio = share of positive Hessian eigenvalues; 1 = a strict local minimum")
     dots = alt.Chart(pts).mark_point(
         size=70, filled=True, opacity=0.8).encode(
-        x=alt.X("min_ratio:Q", title="minimum ratio (positive eigenvalues / all)", scale=alt.Scale(domain=[0, 1.02])),
+        x=alt.X("min_ratio:Q", title="minimum ratio (positive eigenvalues / all)", scale=alt.Scale(domain=[0, 1.02], nice=False)),
         y=alt.Y("loss:Q", title="training loss at the critical point", scale=alt.Scale(zero=False)),
         color=alt.Color("kind:N", title="Hessian says", scale=MIN_RATIO_KINDS),
         shape=alt.Shape("width_label:N", title="width"),
