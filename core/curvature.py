@@ -86,6 +86,9 @@ LANCZOS_MAXITER = 300
 # torch.func also pays a one-time ~1.3 s CPU per process on its first jvp (torch scripts its
 # forward-AD decompositions). Double backward wins, and reusing its gradient graph across the
 # many HVPs of one eigsh / Hutchinson / Hessian run (see _hvp_operator) roughly halves it again.
+# bench/curvature.py now times the 64-128-128-10 model (26,122 params): torch.func 60 ms, double
+# backward 65 ms, reused graph 34 ms in float64 and 10.6 ms in float32 (loaded box; 12.7 and
+# 5.7 ms for the reused graph when quieter), hence float32 products in hessian_extremes.
 HVP_METHODS = ("double", "func")
 DEFAULT_HVP = "double"
 
