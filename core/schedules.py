@@ -9,9 +9,10 @@ Decays "over T steps" follow torch: cosine is ``CosineAnnealingLR(optimizer, T_m
 linear decay is ``LinearLR(optimizer, 1.0, 0.0, total_iters=T)`` (twinned by
 ``PolynomialLR(power=1)``, which drifts less), polynomial is ``PolynomialLR(optimizer,
 total_iters=T, power=p)``, and after a warm-up of W steps the decay spans T - W steps, as in
-Hugging Face's ``get_cosine_schedule_with_warmup`` and ``get_linear_schedule_with_warmup``. The end value (min_lr, or 0) is reached at t = T, the rate
-after the last update, which is what a user pasting ``T_max=1000`` next to a 1,000-step loop gets;
-the last update itself (t = T - 1) runs one step short of it.
+Hugging Face's ``get_cosine_schedule_with_warmup`` and ``get_linear_schedule_with_warmup``.
+The end value (min_lr, or 0) is reached at t = T, the rate after the last update, which is what
+a user pasting ``T_max=1000`` next to a 1,000-step loop gets; the last update itself
+(t = T - 1) runs one step short of it.
 
 Several torch schedulers update the rate recursively (multiplying the previous rate by a
 factor each step), so their ``get_last_lr()`` drifts from the closed form by about one
@@ -81,7 +82,8 @@ SCHEDULES: dict[str, ScheduleInfo] = {
               ("step_size", "gamma"), gamma=0.1),
         _info("exponential", "Exponential decay", "Multiply the rate by gamma after every step.",
               ("gamma",)),
-        _info("cosine", "Cosine", "Half a cosine from base_lr down to min_lr over the run (CosineAnnealingLR, T_max = total_steps).",
+        _info("cosine", "Cosine",
+              "Half a cosine from base_lr down to min_lr over the run (CosineAnnealingLR, T_max = total_steps).",
               ("min_lr",), min_lr=0.0),
         _info("warmup_cosine", "Warmup + cosine",
               "Linear warm-up to base_lr over warmup_steps, then a cosine down to min_lr.",
@@ -89,7 +91,8 @@ SCHEDULES: dict[str, ScheduleInfo] = {
         _info("warmup_linear", "Warmup + linear decay (BERT)",
               "Linear warm-up from 0 to base_lr, then a straight line down to 0.",
               ("warmup_steps",)),
-        _info("linear_decay", "Linear decay", "A straight line from base_lr down to 0 over the run (LinearLR to 0 over total_steps)."),
+        _info("linear_decay", "Linear decay",
+              "A straight line from base_lr down to 0 over the run (LinearLR to 0 over total_steps)."),
         _info("polynomial", "Polynomial decay", "base_lr * (1 - t / total_steps) ** power (PolynomialLR).",
               ("power",), power=2.0),
         _info("noam", "Noam (Transformer)",
