@@ -44,7 +44,6 @@ from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
 from core.rules import (
     CRITICAL_GAIN, CriticalTest, Divergence, critical_test, gradient_collapsed, oscillating, smooth, stall_spans,
-    window_drop,
 )
 from core.runs import on_device, prepare_split, run_model, subsample_rows
 from core.train import OPTIMIZERS, TrainConfig, make_loss, set_flat_params, validate_config
@@ -410,7 +409,8 @@ def display_points(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "point": points["label"], "loss": [num(x, 4) for x in points["loss"]],
         "|g|": [fmt(x) for x in points["grad_norm"]], "largest |λ|": [fmt(x) for x in points["curvature"]],
-        "safe-step gain / start loss": [pct(x) for x in points["gain_share"]],
+        "safe-step gain |g|²/(2·largest |λ|)": [fmt(x) for x in points["safe_step_gain"]],
+        "gain / start loss": [pct(x) for x in points["gain_share"]],
         "gradient ~0?": ["yes" if c else "no" for c in points["critical"]],
         "kind": points["kind"], "signs of λ alone say": points["hessian_kind"],
         "λ_min": [fmt(x) for x in points["eig_min"]], "λ_max": [fmt(x) for x in points["eig_max"]],
