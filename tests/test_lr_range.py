@@ -241,3 +241,12 @@ def test_progress_is_reported_through_every_phase(moons):
     assert len(calls) >= 40 + 3 * 2 * 30  # every update reports (a Stop lands there)
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert any("check at 10x, seed 1" in m for _, m in calls)
+
+
+def test_regression_data_range_tests():
+    from core.lab import DataSpec
+
+    setup = LabSetup(data=DataSpec(builtin="diabetes"))
+    r = lr_range.run(load_data(setup.data, 0), setup, lr_range.Config(num_steps=60, check_steps=30, seeds=2))
+    assert r.valley_lr is not None and len(r.check) == 3
+    assert r.recommended_lr in [g.lr for g in r.groups] and np.isfinite(r.check["tail_train_loss"]).any()

@@ -73,12 +73,34 @@ def test_a_divergent_rate_is_reported_by_the_core_rule():
     assert "Diverged: Adagrad at step 1" in r.verdict.text and r.verdict.kind == "warning"
 
 
-def test_surface_map_legend_lists_all_six_runs(race):
-    """Issue 17: the legend of the surface paths listed 4 of the 6 runs."""
-    svg = vlc.vegalite_to_svg(charts.surface_map(race).to_dict())
-    for label in race.labels.values():
-        assert f">{label}<" in svg
+def _legend_text_positions(spec: dict, width: int, height: int) -> tuple[float, dict[str, float]]:
+    """Render a chart as Streamlit sizes it (autosize fit: legends inside width x height) and return
+    the scene's height and the absolute y of every legend text (vl-convert's scenegraph)."""
+    spec = {**spec, "autosize": {"type": "fit", "contains": "padding"}, "width": width, "height": height}
+    scene = vlc.vegalite_to_scenegraph(spec)
+    found: dict[str, float] = {}
+
+    def visit(mark: dict, y0: float, in_legend: bool) -> None:
+        in_legend = in_legend or "legend" in str(mark.get("role", ""))
+        for item in mark.get("items", []):
+            if mark.get("marktype") == "group":
+                for sub in item.get("items", []):
+                    visit(sub, y0 + item.get("y", 0), in_legend)
+            elif mark.get("marktype") == "text" and in_legend:
+                found[str(item.get("text"))] = y0 + item.get("y", 0)
+
+    visit(scene["scenegraph"], 0.0, False)
+    return float(scene["height"]), found
+
+
+@pytest.mark.parametrize("height", [300, 420])
+def test_surface_map_legend_lists_all_six_runs(race, height):
+    """Issue 17: the legend of the surface paths listed 4 of the 6 runs (the rest fell below the
+    chart's bottom edge in a half-width column); every run's entry must lie inside the chart."""
+    total, texts = _legend_text_positions(charts.surface_map(race).to_dict(), 460, height)
     assert len(race.labels) == 6
+    for label in race.labels.values():
+        assert label in texts and texts[label] + 6 <= total, (label, texts.get(label), total)
 
 
 def test_config_errors_are_sentences():
