@@ -97,3 +97,22 @@ def comparison_sentence(c: Comparison, labels: Mapping[str, str], did: str, bett
         ratio = f" ({times(wv, lv)} {more})"
     lv_text = f"{fmt(lv)}{unit}" if math.isfinite(lv) else "never"
     return f"{labels[w]} {did} {better_word}: {fmt(wv)}{unit} vs {lv_text} for {labels[l]}{ratio}{spread}."
+
+
+def difference_sentence(c: Comparison, labels: Mapping[str, str], did: str, better_word: str,
+                        measure_label: str, fmt=num) -> str:
+    """Like comparison_sentence, for measures whose ratio means little (accuracy, R^2): the
+    winner's lead is a difference ("+0.013"), not "1x higher". Direction from `c.winner`.
+
+    >>> from core.diagnoses.findings import compare
+    >>> c = compare("val_metric", "bn", [0.94], "raw", [0.91], higher_is_better=True, noise=0.0)
+    >>> difference_sentence(c, {"bn": "batch norm", "raw": "raw"}, "ended with", "a higher accuracy", "accuracy")
+    'batch norm ended with a higher accuracy: 0.94 vs 0.91 for raw (0.03 apart).'
+    """
+    if c.winner is None or not (math.isfinite(c.a_value) and math.isfinite(c.b_value)):
+        return comparison_sentence(c, labels, did, better_word, measure_label, fmt=fmt)
+    spread = f" (mean of {max(c.n_a, c.n_b)} seeds)" if c.n_a > 1 or c.n_b > 1 else ""
+    w, l = c.winner, c.loser
+    gap = abs(c.value(w) - c.value(l))
+    return (f"{labels[w]} {did} {better_word}: {fmt(c.value(w))} vs {fmt(c.value(l))} for {labels[l]} "
+            f"({fmt(gap)} apart){spread}.")
