@@ -21,6 +21,8 @@ before every Hessian-vector product; they then raise ``core.stop.Stopped``.
 """
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -675,6 +677,15 @@ class CriticalPoint:
     note: str = ""  # e.g. that float64 ran on the CPU for an MPS model
 
 
+def _rule_grad_threshold(test) -> float:
+    """The gradient norm at which core.rules.critical_test would switch, for the message."""
+    from core.rules import CRITICAL_GAIN
+
+    if not (test.curvature > 1e-12):
+        return 1e-12
+    return math.sqrt(2.0 * test.curvature * CRITICAL_GAIN * test.loss_scale)
+
+
 def classify_point(
     f: Loss,
     theta: torch.Tensor,
@@ -686,12 +697,16 @@ def classify_point(
     v0_seed: int = 0,
     rtol: float | None = None,
     should_stop: ShouldStop | None = None,
+    loss_scale: float | None = None,
 ) -> CriticalPoint:
     """Classify ``theta`` from the gradient norm and the extreme Hessian eigenvalues.
 
     Tolerances follow the problem's scale:
-    - gradient: ``grad_tol`` defaults to ``1e-3 * (1 + |f(theta)|)`` (a loss-relative zero with an
-      absolute floor for losses near 0); pages may pass their own.
+    - gradient: by default the app's one rule, ``core.rules.critical_test``: the point is critical
+      when one gradient step at the largest stable rate would gain less than CRITICAL_GAIN of
+      ``loss_scale`` (pass the loss the run started from; without it ``1 + |f(theta)|``, which
+      keeps an absolute floor near a zero-loss minimum). An explicit ``grad_tol`` replaces the
+      rule with a plain threshold on the gradient norm (``inf`` switches the test off).
     - eigenvalues: ``tolerance = eig_rtol * max(|eig_min|, |eig_max|) + eig_atol``, so an
       eigenvalue that is zero up to rounding counts as zero, not as a tiny curvature.
 
@@ -718,18 +733,24 @@ def classify_point(
         value = f(x)
         g = torch.autograd.grad(value, x)[0]
     loss, grad_norm = float(value.detach()), float(torch.linalg.vector_norm(g))
-    if grad_tol is None:
-        grad_tol = 1e-3 * (1.0 + abs(loss))
     if rtol is None:
         ext = hessian_extremes(f, theta, tol=tol, v0_seed=v0_seed, method=method, should_stop=should_stop)
     else:
         ext = hessian_extremes(f, theta, rtol=rtol, v0_seed=v0_seed, method=method, should_stop=should_stop)
     lo, hi = ext.eig_min, ext.eig_max
     etol = eig_rtol * max(abs(lo), abs(hi)) + eig_atol
+    if grad_tol is None:
+        from core.rules import critical_test
+
+        test = critical_test(grad_norm, lo, hi, loss_scale if loss_scale is not None else 1.0 + abs(loss))
+        critical = test.critical
+        grad_tol = _rule_grad_threshold(test)  # the |g| at which the rule switches, for the sentence
+    else:
+        critical = grad_norm <= grad_tol
 
     curv = f"the Hessian's eigenvalues run from {lo:.4g} to {hi:.4g} (zero within ±{etol:.2g})"
     escape = None
-    if grad_norm > grad_tol:
+    if not critical:
         kind = "not critical"
         sentence = (
             f"Not a critical point: the gradient norm {grad_norm:.4g} is above the tolerance "

@@ -125,14 +125,19 @@ def window_drop(loss: np.ndarray, window: int) -> np.ndarray:
     return drop
 
 
-def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float) -> list[tuple[int, int]]:
-    """Index ranges (start, end) where the smoothed loss stopped falling.
+def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float, raw=None) -> list[tuple[int, int]]:
+    """Index ranges (start, end) where the smoothed loss stopped falling: THE stall rule.
 
     A step t is flat when the loss fell by less than `rel_eps` of itself over [t - window, t]
     (a rise counts as not falling). Consecutive flat steps form a span [first - window, last];
-    spans closer than a tenth of a window are joined. A span whose loss fell by more than
-    rel_eps per window on average overall is a slow descent and is dropped: a falling loss is
-    never a stall.
+    runs closer than a tenth of a window, and spans that share steps, are joined. A span is kept
+    only where the evidence carries "the loss fell by less than rel_eps per window":
+    - end to end, the smoothed loss fell by at most rel_eps per window (else it is a slow descent:
+      a falling loss is never a stall);
+    - with `raw` (the unsmoothed loss, same length), the least-squares trend of the raw loss over
+      the span plus NOISE_MULTIPLE standard errors is below rel_eps per window, so a noisy
+      mini-batch loss whose wiggle hides a slow descent is no stall (issue 12: a 62% fall was
+      once reported as a flat loss).
 
     >>> stall_spans(np.r_[np.linspace(2, 1, 50), np.ones(60)], 20, 0.01)
     [(49, 109)]
@@ -146,13 +151,35 @@ def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float) -> list[tuple
             runs[-1][1] = t
         else:
             runs.append([t, t])
-    spans = []
+    joined: list[tuple[int, int]] = []
     for first, last in runs:
         a, b = max(0, first - window), last
-        fall = (s[a] - s[b]) / max(abs(s[a]), 1e-12)
-        if fall <= rel_eps * max(1.0, (b - a) / window):
-            spans.append((a, b))
-    return spans
+        if joined and a <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(b, joined[-1][1]))
+        else:
+            joined.append((a, b))
+    raw_loss = None if raw is None else np.asarray(raw, dtype=float)
+    return [(a, b) for a, b in joined
+            if _flat_end_to_end(s[a], s[b], b - a, window, rel_eps)
+            and (raw_loss is None or _flat_beyond_noise(raw_loss[a: b + 1], s[a], window, rel_eps))]
+
+
+def _flat_end_to_end(first: float, last: float, length: int, window: int, rel_eps: float) -> bool:
+    return (first - last) / max(abs(first), 1e-12) <= rel_eps * max(1.0, length / window)
+
+
+def _flat_beyond_noise(raw: np.ndarray, level: float, window: int, rel_eps: float) -> bool:
+    from core.diagnoses.findings import NOISE_MULTIPLE
+
+    raw = raw[np.isfinite(raw)]
+    if len(raw) < 3:
+        return True
+    x = np.arange(len(raw), dtype=float)
+    slope, intercept = np.polyfit(x, raw, 1)
+    resid = raw - (slope * x + intercept)
+    se = math.sqrt(float(resid @ resid) / (len(raw) - 2) / float(((x - x.mean()) ** 2).sum()))
+    scale = max(abs(level), 1e-12)
+    return -slope * window / scale + NOISE_MULTIPLE * se * window / scale < rel_eps
 
 
 def gradient_collapsed(window_grad_median: float, early_grad: float) -> bool:

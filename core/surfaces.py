@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from core.rules import PARAM_LIMIT, divergence_limit
+from core.stop import check_stop
 from core.train import OPTIMIZER_ALIASES, OPTIMIZER_LABELS
 from core.train import make_optimizer as train_optimizer
 
@@ -425,6 +426,7 @@ def descend(
     loss_scale: float = SURFACE_LOSS_SCALE,
     kick: Kick | None = None,
     lr_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **optimizer_kw,
 ) -> Descent:
     """The one descent loop for toy surfaces and saddle races, in any dimension.
@@ -435,6 +437,7 @@ def descend(
     replaces the optimizer's update (a negative-curvature step). The run stops at the first
     divergent point by core.rules: a non-finite loss, gradient or parameter, a coordinate past
     PARAM_LIMIT, or a loss past core.rules.divergence_limit(start loss, loss_scale).
+    `should_stop` (core.stop) is checked before every step.
     """
     t0 = time.perf_counter()
     p = torch.as_tensor(np.asarray(start, dtype=np.float64)).clone().reshape(-1).requires_grad_(True)
@@ -448,6 +451,7 @@ def descend(
     limit = None
     diverged_at = None
     for k in range(steps + 1):
+        check_stop(should_stop, "the descent")
         loss_t = fn(p)
         (g,) = torch.autograd.grad(loss_t, p)
         loss, gnorm = loss_t.item(), g.norm().item()
@@ -509,6 +513,7 @@ def run_optimizer(
     seed: int = 0,
     escape: EscapeRule | None = None,
     lr_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **optimizer_kw,
 ) -> Trajectory:
     """Run a real torch.optim optimizer for `steps` updates on a surface, from `start` (through
@@ -539,7 +544,7 @@ def run_optimizer(
             return nc.new_point if ok else None
 
     d = descend(surface.fn, start, optimizer, steps, lr, noise_sigma=noise_sigma, seed=seed, kick=kick,
-                lr_scheduler=lr_scheduler, **optimizer_kw)
+                lr_scheduler=lr_scheduler, should_stop=should_stop, **optimizer_kw)
     frame = d.frame.rename(columns={"kicked": "curvature_step"})[
         ["step", "x", "y", "loss", "grad_norm", "lr", "step_x", "step_y", "eff_lr_x", "eff_lr_y", "curvature_step"]]
     name = OPTIMIZER_ALIASES.get(optimizer, optimizer)

@@ -540,3 +540,21 @@ def test_stop_is_checked_between_products(call, iris_problem):
 
 def test_stopped_is_the_shared_exception():
     assert Stopped is SharedStopped and issubclass(Stopped, Exception)
+
+
+def test_classify_point_uses_the_one_critical_point_rule():
+    # One rule per concept: classify_point's "not critical" is core.rules.critical_test's verdict.
+    from core.rules import critical_test
+
+    def f(t):  # a tilted saddle: gradient (2x + a, -2y)
+        return t[0] ** 2 - t[1] ** 2 + 0.01 * t[0]
+
+    for x in (-0.005, -0.00499, -0.004, 0.0, 0.01):
+        theta = torch.tensor([x, 0.0], dtype=torch.float64)
+        for scale in (0.1, 1.0, 10.0):
+            p = classify_point(f, theta, loss_scale=scale)
+            g = float(np.hypot(2 * x + 0.01, 0.0))
+            expected = critical_test(g, -2.0, 2.0, scale).critical
+            assert (p.kind != "not critical") == expected, (x, scale, p.kind)
+            if expected:
+                assert p.kind == "saddle point"

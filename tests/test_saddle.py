@@ -362,3 +362,20 @@ def test_escaped_first_agrees_with_the_table(surface, lr):
     for r in f.first:
         assert pd.isna(pushed.at[r, "diverged_at"])
         assert NAMES[r] in res.verdict.text.split("first")[0]
+
+
+def test_a_stop_lands_during_the_network_race():
+    # issue 19: Stop ends all work, curvature included. Under Streamlit a Stop is raised from the
+    # progress callback; here the callback raises after a few calls, as Streamlit's would.
+    from core.stop import Stopped
+
+    calls = []
+
+    def on_progress(fraction, message):
+        calls.append(message)
+        if len(calls) > 3:
+            raise Stopped("stop")
+
+    with pytest.raises(Stopped):
+        run(MOONS, LabSetup(), Config(surface="network", steps=400), on_progress=on_progress)
+    assert len(calls) == 4  # nothing reported after the stop: the work ended there

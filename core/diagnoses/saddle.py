@@ -30,7 +30,7 @@ from torch import nn
 
 from core.curvature import CriticalPoint, classify_point, hessian_extremes, model_loss
 from core.data import Dataset
-from core.diagnoses import Progress, Verdict, no_progress, sub_progress
+from core.diagnoses import Progress, Ticker, Verdict, no_progress, sub_progress
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params
 from core.diagnoses.words import capital, steps as steps_text
@@ -286,6 +286,7 @@ def race_loss(
     racer: str,
     config: Config,
     seed: int,
+    should_stop=None,
 ) -> tuple[pd.DataFrame, int | None, dict]:
     """One racer on a loss f(theta) of a flat float64 parameter vector, from theta0, through
     core.surfaces.descend (the one descent loop; divergence by core.rules).
@@ -306,7 +307,7 @@ def race_loss(
         first = pd.DataFrame({"step": [0], "loss": [loss0.item()], "grad_norm": [g0.norm().item()],
                               "distance": [(theta0 - center).norm().item()]})
         t0 = time.perf_counter()
-        ext = hessian_extremes(f, theta0)
+        ext = hessian_extremes(f, theta0, should_stop=should_stop)
         length = config.curvature_scale * abs(ext.eig_min) if ext.eig_min < 0 else 0.0
         v = torch.as_tensor(ext.vec_min, dtype=theta0.dtype, device=theta0.device)
         with torch.no_grad():
@@ -316,7 +317,8 @@ def race_loss(
     sigma = config.noise_sigma if racer == "noise" else 0.0
     # Network losses are positive: the divergence rule's "10x the start" needs no extra scale.
     run = descend(f, begin.cpu().numpy(), opt_name, config.steps - (first is not None), config.lr,
-                  noise_sigma=sigma, seed=seed, center=center.detach().cpu().numpy(), loss_scale=0.0, **kw)
+                  noise_sigma=sigma, seed=seed, center=center.detach().cpu().numpy(), loss_scale=0.0,
+                  should_stop=should_stop, **kw)
     frame, diverged = _after(first, run)
     return frame[["step", "loss", "grad_norm", "distance"]].copy(), diverged, cost
 
@@ -325,10 +327,11 @@ def race_network(net: NetworkSaddle, start: torch.Tensor, config: Config, seed: 
                  on_progress: Progress = no_progress) -> list[Lap]:
     """Race every racer on the network's loss from `start`."""
     laps = []
+    tick = Ticker(on_progress)
     for i, racer in enumerate(RACERS):
-        on_progress(i / len(RACERS), f"{RACERS[racer][0]} from {STARTS[start_name]}")
+        tick.at(i / len(RACERS), f"{RACERS[racer][0]} from {STARTS[start_name]}")
         t0 = time.perf_counter()
-        frame, diverged, cost = race_loss(net.f, start, net.theta, racer, config, seed)
+        frame, diverged, cost = race_loss(net.f, start, net.theta, racer, config, seed, should_stop=tick)
         laps.append(Lap(racer, start_name, frame, diverged, time.perf_counter() - t0, **cost))
     return laps
 
@@ -376,8 +379,9 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     if config.surface == NETWORK:
         on_progress(0.0, "placing the network at a saddle")
         net = network_saddle(data, setup, config.all_zero)
-        on_progress(0.05, "checking the saddle (gradient and Hessian)")
-        check = classify_point(net.f, net.theta)
+        tick = Ticker(on_progress)
+        tick.at(0.05, "checking the saddle (gradient and Hessian)")
+        check = classify_point(net.f, net.theta, should_stop=tick)
         saddle_loss, n, notes = check.loss, net.n_params, net.notes
         label = f"Your network ({net.spec.describe()}, {n} parameters, {data.name or 'lab data'})"
         pushed = net.theta + torch.as_tensor(push(n, config.epsilon, seed))

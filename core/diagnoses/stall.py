@@ -38,7 +38,6 @@ from threadpoolctl import threadpool_limits
 from core.curvature import EXACT_MAX_PARAMS, classify_point, gradient, hessian_eigenvalues, model_loss
 from core.data import Dataset, load_builtin
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses.findings import NOISE_MULTIPLE
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
@@ -302,8 +301,7 @@ def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
     rows = _window_rows(step, window)
     s = smooth(loss, max(1, rows // 10))
     early = _median(grads[: rows + 1])
-    spans = [(a, b) for a, b in _merge_overlaps(stall_spans(s, rows, rel_eps))
-             if _flat_beyond_noise(loss[a: b + 1], s[a], s[b], rows, rel_eps)]
+    spans = stall_spans(s, rows, rel_eps, raw=loss)
     out = []
     for i, (a, b) in enumerate(spans, start=1):
         g = _median(grads[a: b + 1])
@@ -312,46 +310,6 @@ def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
         kind = CRITICAL if gradient_collapsed(g, early) else OSCILLATION if oscillating(c) else UNCLEAR
         out.append(Stall(f"S{i}", int(step[a]), int(step[b]), kind, "log", float(s[a]), float(s[b]), g, early, c))
     return out
-
-
-def _merge_overlaps(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join spans that share steps: a stall table cannot list one step in two stalls.
-
-    (core.rules.stall_spans joins runs of flat steps closer than a tenth of a window, but each
-    span reaches a whole window back, so noisy losses gave overlapping spans; the joined span is
-    re-checked by _flat_beyond_noise.)
-    """
-    merged: list[tuple[int, int]] = []
-    for a, b in spans:
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
-        else:
-            merged.append((a, b))
-    return merged
-
-
-def _flat_beyond_noise(raw: np.ndarray, first: float, last: float, window: int, rel_eps: float) -> bool:
-    """Keep a span only where the evidence carries "the loss fell by less than rel_eps per window".
-
-    Two checks: the smoothed loss fell by at most rel_eps per window end to end (core.rules'
-    slow-descent test, needed again for joined spans), and the least-squares trend of the raw loss
-    over the span, plus NOISE_MULTIPLE standard errors, is below rel_eps per window. A noisy
-    mini-batch loss whose window-to-window wiggle hides a slow descent is then no stall: the data
-    cannot tell it from a fall (issue 12: a 62% fall was reported as a flat loss).
-    """
-    n = len(raw)
-    level = max(abs(first), 1e-12)
-    if (first - last) / level > rel_eps * max(1.0, (n - 1) / window):
-        return False
-    raw = raw[np.isfinite(raw)]
-    if len(raw) < 3:
-        return True
-    x = np.arange(len(raw), dtype=float)
-    slope, intercept = np.polyfit(x, raw, 1)
-    resid = raw - (slope * x + intercept)
-    se = math.sqrt(float(resid @ resid) / (len(raw) - 2) / float(((x - x.mean()) ** 2).sum()))
-    fall_per_window = -slope * window / level
-    return fall_per_window + NOISE_MULTIPLE * se * window / level < rel_eps
 
 
 def _median(x: np.ndarray) -> float:
