@@ -12,7 +12,7 @@ from ui.export import show_chart
 from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
-from ui.verdict import show_verdict
+from ui.verdict import escape_markdown, show_verdict
 
 PAGE = "batch_size"
 DEFAULT = Config()
@@ -162,7 +162,7 @@ with st.expander("Every batch size and every run"):
     st.dataframe(sweep_table(result), hide_index=True)
     st.dataframe(runs_table(result), hide_index=True)
 
-st.caption(
+st.caption(escape_markdown(  # the setup names an uploaded file: shown literally
     f"{setup.describe()} · {len(result.seeds)} seeds ({', '.join(str(s) for s in result.seeds)}), each its own "
     f"split, weights and batch order · {config.optimizer}, learning rate {config.lr:g} · took {result.seconds:.1f} s"
-)
+))

@@ -513,7 +513,9 @@ def _csv() -> bytes:
 def test_page_with_uploaded_regression_csv():
     at = _app().run()
     at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
-    at.sidebar.file_uploader(key="upload").set_value(("lin.csv", _csv(), "text/csv")).run()
+    at.sidebar.file_uploader(key="upload").set_value(("my *lin* [x](y).csv", _csv(), "text/csv")).run()
     at = _page(at)
     assert "validation R^2" in _plain(at.success[0].value)
+    caption = next(c.value for c in at.main.caption if "each its own" in c.value)  # the file name, literally
+    assert "\\*lin\\*" in caption and "\\[x\\]\\(y\\)" in caption
     assert len(at.get("vega_lite_chart")) == 5
