@@ -56,7 +56,8 @@ def show_verdict(verdict: Verdict) -> None:
 
     The sentences may quote file, column and class names, so they are shown as literal text.
     """
-    text = escape_markdown(verdict.text)
+    # Paragraphs (blank-line separated) stay paragraphs; each is escaped on its own.
+    text = "\n\n".join(escape_markdown(part) for part in verdict.text.split("\n\n") if part.strip())
     if verdict.advice:
         text += f"\n\n**Try next:** {escape_markdown(verdict.advice)}"
     _BOX.get(verdict.kind, st.info)(text, icon=_ICON.get(verdict.kind))
