@@ -403,7 +403,7 @@ def test_probe_logs_what_an_independent_loop_measures(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, 4, 0.5)
     x, y = torch.randn(64, 3), torch.randn(64, 1)
-    probe = Probe(model, opt, str(tmp_path), every=5)
+    probe = Probe(model, opt, str(tmp_path), every=5, ratio_every=5)
     want = {"loss": {}, "grad": {}, "lr": {}, "ratio0": {}}
     losses = []
     for k in range(20):
