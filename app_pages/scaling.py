@@ -177,7 +177,7 @@ st.markdown(
     "It is not a fair yardstick for batch norm: batch norm divides each unit by its batch's standard "
     "deviation, so the loss does not change when the weights feeding a batch-norm layer are multiplied by "
     "c > 0, and the curvature along them scales as 1/c². At the small initial weights it is large, and each "
-    "step that overshoots lengthens those weights (the gradient is orthogonal to them), which lowers it. "
+    "step that overshoots lengthens those weights (the gradient is orthogonal to them, up to batch norm's small ε), which lowers it. "
     "The measure the lecture's *easier to train* is about is the largest learning rate plain gradient descent "
     "survives: this sweep finds it for the lab model with and without batch norm, and compares it with each "
     "model's own 2 / λmax."
@@ -203,12 +203,13 @@ if curv is not None:
     show_verdict(curv.verdict)
     show_notes(curv.notes)
     show_chart(lambda: sweep_chart(curv), PAGE, "rate sweep", memo=(setup, curv_config))
-    st.dataframe(curv.summary.drop(columns=["model", "edge_found"], errors="ignore").rename(columns={
+    st.dataframe(curv.summary.drop(columns=["model"]).rename(columns={
         "label": "model", "lambda_start": "λmax at start", "stable_lr": "2 / λmax", "max_rate": "largest stable rate",
         "multiple": "… in units of 2 / λmax", "lambda_end": "λmax after training at it",
         "norm_start": "hidden weights' norm at start", "norm_end": "… after training", "best_loss": "lowest loss"}),
         hide_index=True)
-    st.caption(f"Means over seeds (the verdict compares rates and curvatures on a log scale). Full-batch gradient "
+    st.caption(f"Geometric means over seeds for curvatures and rates (compared on a log scale), plain means for the "
+               f"norms and losses. Full-batch gradient "
                f"descent on {curv.n_train:,} training rows; a rate counts as stable when training did not diverge "
                "(the loss stayed below 10x its start and finite) over all its steps.")
 

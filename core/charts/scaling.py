@@ -23,6 +23,19 @@ def _colors(labels: list[str]) -> alt.Scale:
     return alt.Scale(domain=labels, range=PALETTE[: len(labels)])
 
 
+# Streamlit fits a view's title, axes and legend into `height` ("fit"), which squashed plots and
+# clipped titles at the top (issue 17): only the width is fitted here, so the plot area keeps its
+# height and the title and axes are added around it.
+# "fit-x" keeps the picture within the page's width, legend included.
+PAD = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
+def _label_color(order: list[str], title: str, legend: alt.Legend | None = alt.Undefined) -> alt.Color:
+    """Colour by the run's display label, in `order`; bands pass legend=None so the legend shows
+    the lines' full colours, not the bands' faded ones."""
+    return alt.Color("label:N", title=title, sort=order, scale=_colors(order), legend=legend)
+
+
 # --------------------------------------------------------------------------- 1. error surface
 def surface_map(panel, x1: str, x2: str, size: int = 330) -> alt.LayerChart:
     """The loss over (w1, w2) (b at its best for each pair) as a log-coloured heat map, with the
@@ -64,7 +77,7 @@ def surface_map(panel, x1: str, x2: str, size: int = 330) -> alt.LayerChart:
                                    tooltip=["label", "w1", "w2"])
     points = marks.mark_point(shape="diamond", size=110, filled=True, color="white", stroke="black", clip=True)
     labels = marks.mark_text(align="left", dx=8, dy=-8, color="white", fontWeight="bold").encode(text="label:N")
-    return (cells + line + dots + points + labels).properties(width=size, height=size)
+    return (cells + line + dots + points + labels).properties(width=size, height=size, autosize=PAD)
 
 
 def surface_curves(result) -> alt.LayerChart:
@@ -83,7 +96,7 @@ def surface_curves(result) -> alt.LayerChart:
     rule = alt.Chart(target).mark_rule(strokeDash=[6, 4], color="black").encode(
         y="target:Q", tooltip=[alt.Tooltip("target:Q", title="target L − L*", format=".3g")])
     return alt.layer(lines, rule).properties(
-        width=WIDTH, height=HEIGHT,
+        width=WIDTH, height=HEIGHT, autosize=PAD,
         title=_title("Gradient descent at each one's largest stable rate",
                      f"{result.raw.lr / result.raw.stable_lr:g} × 2/λmax; dashed: the target"))
 
@@ -94,7 +107,7 @@ def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
     with a band from the lowest to the highest seed, and the target loss as a dashed line."""
     order = [lab.summary.set_index("run").at[k, "label"] for k in runs]
     frame = lab.bands[lab.bands["run"].isin(runs) & (lab.bands["mean"] > 0) & (lab.bands["low"] > 0)]
-    color = alt.Color("label:N", title="inputs", sort=order, scale=_colors(order))
+    color = _label_color(order, "inputs")
     seeds = len(lab.seeds)
     base = alt.Chart(frame)
     x = alt.X("step:Q", title="step (optimizer update)")
@@ -104,12 +117,12 @@ def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
         tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                  alt.Tooltip("high:Q", format=".4g")])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=color)
+                                                          color=_label_color(order, "inputs", None))
     rule = alt.Chart(pd.DataFrame({"target": [lab.target_loss]})).mark_rule(strokeDash=[6, 4], color="black").encode(
         y="target:Q", tooltip=[alt.Tooltip("target:Q", title="target loss", format=".3g")])
     layers = ([band] if seeds > 1 else []) + [lines, rule]
     sub = (f"mean of {seeds} seeds, band: lowest to highest; " if seeds > 1 else "") + "dashed: the target loss"
-    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, sub))
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, autosize=PAD, title=_title(title, sub))
 
 
 def lab_curvature(lab) -> alt.LayerChart:
@@ -130,7 +143,7 @@ def lab_curvature(lab) -> alt.LayerChart:
         tooltip=["label", alt.Tooltip("lambda_max:Q", title="mean λmax", format=".4g"),
                  alt.Tooltip("stable_lr:Q", title="mean 2 / λmax", format=".4g")])
     return alt.layer(seeds, means).properties(
-        width=WIDTH, height=240,
+        width=WIDTH, height=240, autosize=PAD,
         title=_title("Sharpness at the start", "λmax of the whole training loss; dots: seeds, bars: their mean"))
 
 
@@ -140,7 +153,7 @@ def sweep_chart(curv) -> alt.LayerChart:
     seeds with a band), the rates that diverged as crosses along the top, and each model's
     2/lambda_max at the start as a dashed vertical line."""
     order = list(curv.summary["label"])
-    color = alt.Color("label:N", title="model", sort=order, scale=_colors(order))
+    color = _label_color(order, "model")
     x_scale = alt.Scale(type="log")
     y_scale = alt.Scale(type="log")
     x = alt.X("lr:Q", title="learning rate of plain gradient descent (log)", scale=x_scale)
@@ -150,7 +163,7 @@ def sweep_chart(curv) -> alt.LayerChart:
         tooltip=["label", alt.Tooltip("lr:Q", format=".3g"), alt.Tooltip("mean:Q", format=".4g"),
                  alt.Tooltip("low:Q", format=".4g"), alt.Tooltip("high:Q", format=".4g"), "n"])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=color)
+                                                          color=_label_color(order, "model", None))
     top = float(curv.bands["high"].max()) * 1.4 if len(curv.bands) else 1.0
     bad = curv.sweep[curv.sweep["status"] == "diverged"].assign(top=top)
     crosses = alt.Chart(bad).mark_point(shape="cross", size=90, filled=True, clip=True).encode(
@@ -158,9 +171,9 @@ def sweep_chart(curv) -> alt.LayerChart:
         tooltip=["label", "seed", alt.Tooltip("lr:Q", format=".3g"), alt.Tooltip("diverged_at:Q", title="diverged at step")])
     bounds = alt.Chart(curv.summary[["label", "stable_lr"]]).mark_rule(strokeDash=[6, 4]).encode(
         x=alt.X("stable_lr:Q", scale=x_scale), color=color,
-        tooltip=["label", alt.Tooltip("stable_lr:Q", title="2 / λmax at the start (mean)", format=".3g")])
+        tooltip=["label", alt.Tooltip("stable_lr:Q", title="2 / λmax at the start (geometric mean)", format=".3g")])
     return alt.layer(band, lines, crosses, bounds).properties(
-        width=WIDTH, height=HEIGHT,
+        width=WIDTH, height=HEIGHT, autosize=PAD,
         title=_title("Plain gradient descent at each rate",
                      "dashed: each model's 2/λmax at the start; crosses: rates that diverged"))
 
@@ -181,7 +194,7 @@ def bn_params_chart(bn) -> alt.Chart:
             shape=alt.Shape("parameter:N", sort=["gamma", "beta"], scale=alt.Scale(domain=["gamma", "beta"])),
             tooltip=["layer", "unit", "parameter", alt.Tooltip("value:Q", format=".4g")],
         )
-        .properties(width=WIDTH, height=220,
+        .properties(width=WIDTH, height=220, autosize=PAD,
                     title=_title("Learned scale (gamma) and shift (beta)", "they start at 1 and 0"))
     )
 
@@ -189,8 +202,7 @@ def bn_params_chart(bn) -> alt.Chart:
 def bn_curves(bn) -> alt.LayerChart:
     """Smoothed training-mode loss of each batch-norm run against the step (mean over seeds, band)."""
     order = list(bn.summary["label"])
-    color = alt.Color("label:N", title="run", sort=order, scale=_colors(order),
-                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400))
+    color = _label_color(order, "run", alt.Legend(labelLimit=320))
     frame = bn.bands[(bn.bands["mean"] > 0) & (bn.bands["low"] > 0)]
     base = alt.Chart(frame)
     x = alt.X("step:Q", title="step (optimizer update)")
@@ -200,9 +212,9 @@ def bn_curves(bn) -> alt.LayerChart:
         tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                  alt.Tooltip("high:Q", format=".4g")])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=color)
+                                                          color=_label_color(order, "run", None))
     return alt.layer(band, lines).properties(
-        width=WIDTH, height=HEIGHT,
+        width=WIDTH, height=HEIGHT, autosize=PAD,
         title=_title("What training sees: each batch's own statistics", "mean over seeds, band: lowest to highest"))
 
 
@@ -224,6 +236,6 @@ def bn_modes_chart(bn) -> alt.LayerChart:
         x=x, xOffset=offset, y=alt.Y("loss:Q"), color=color,
         tooltip=["label", "mode", alt.Tooltip("loss:Q", title="mean loss", format=".4g")])
     return alt.layer(dots, means).properties(
-        width=WIDTH, height=240,
+        width=WIDTH, height=240, autosize=PAD,
         title=_title("Training mode (batch statistics) vs evaluation mode (running averages)",
                      "dots: seeds, bars: their mean"))

@@ -146,7 +146,7 @@ def describe_layers(model: nn.Module) -> pd.DataFrame:
         if isinstance(layer, nn.Linear):
             detail = f"{layer.in_features} → {layer.out_features}"
         elif isinstance(layer, nn.BatchNorm1d):
-            detail = f"{layer.num_features} units, momentum {layer.momentum:g}, eps {layer.eps:g}"
+            detail = f"{layer.num_features} units"
         else:
             detail = ""
         rows.append(dict(position=i + 1, layer=type(layer).__name__, detail=detail))

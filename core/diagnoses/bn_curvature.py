@@ -86,7 +86,7 @@ class Result:
     bands: pd.DataFrame  # model, label, lr, mean, low, high, n: tail loss over the seeds that trained
     points: pd.DataFrame  # model, label, seed, lambda_start, stable_lr, max_rate, multiple, lambda_end,
     #                       norm_start, norm_end, best_loss
-    summary: pd.DataFrame  # one row per model: means of `points`
+    summary: pd.DataFrame  # one row per model: geometric means of curvatures and rates, means of the rest
     rates: tuple[float, ...]
     n_train: int
     findings: Findings
@@ -216,13 +216,35 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     pts = pd.DataFrame(points)
     trained = sweep[sweep["status"] == "trained"]
     band = bands(trained, ["model", "label"], "lr", "tail_loss")
-    summary = pts.groupby(["model", "label"], sort=False).mean(numeric_only=True).reset_index().drop(columns="seed")
+    summary = _summary(pts)
     findings = find(pts, config, len(seeds))
     if not pts["edge_found"].all():
         notes.append(f"Some runs trained at every swept rate, up to {config.high:g}: their largest stable rate is at "
                      "least that (raise the largest rate to find the edge).")
     return Result(sweep=sweep, bands=band, points=pts, summary=summary, rates=sweep_rates, n_train=n,
                   findings=findings, verdict=make_verdict(findings), notes=tuple(notes))
+
+
+LOG_COLUMNS = ("lambda_start", "stable_lr", "max_rate", "multiple", "lambda_end")  # averaged geometrically
+
+
+def _gmean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(10 ** np.mean(np.log10(v))) if len(v) else float("nan")
+
+
+def _summary(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: geometric means over seeds of curvatures and rates (they span orders of
+    magnitude, and the verdict compares them on a log scale), plain means of the rest."""
+    rows = []
+    for (key, label), g in points.groupby(["model", "label"], sort=False):
+        row = dict(model=key, label=label, seeds=len(g))
+        for col in ("lambda_start", "stable_lr", "max_rate", "multiple", "lambda_end", "norm_start", "norm_end",
+                    "best_loss"):
+            row[col] = _gmean(g[col]) if col in LOG_COLUMNS else float(g[col].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def find(points: pd.DataFrame, config: Config, n_seeds: int) -> Findings:
@@ -239,11 +261,7 @@ def find(points: pd.DataFrame, config: Config, n_seeds: int) -> Findings:
                    split="train", **kw)
 
     mean = lambda k, col: float(by[k][col].mean())  # noqa: E731
-
-    def gmean(k: str, col: str) -> float:
-        v = by[k][col].to_numpy(dtype=float)
-        v = v[np.isfinite(v) & (v > 0)]
-        return float(10 ** np.mean(np.log10(v))) if len(v) else float("nan")
+    gmean = lambda k, col: _gmean(by[k][col])  # noqa: E731
 
     return Findings(
         lambda_start=cmp("lambda_start", "lambda_start", False),

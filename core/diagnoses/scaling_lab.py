@@ -298,7 +298,8 @@ def _ok(g: pd.DataFrame, col: str) -> list[float]:
 
 
 def _summary(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """One row per run key: means over seeds (steps over the seeds that reached the target)."""
+    """One row per run key: means over seeds. Steps to the target are averaged as they are
+    compared: a seed that missed it (or diverged) counts as budget + 1."""
     out = []
     for key, g in runs.groupby("run", sort=False):
         ok = g["diverged_at"].isna()
@@ -306,8 +307,7 @@ def _summary(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
         out.append(dict(
             run=key, label=LABELS[key], seeds=len(g), lambda_max=float(g["lambda_max"].mean()),
             stable_lr=float(g["stable_lr"].mean()), lr=float(g["lr"].mean()),
-            reached=int(reached.sum()),
-            steps_to_target=float(g.loc[reached, "steps_to_target"].astype(float).mean()) if reached.any() else np.nan,
+            reached=int(reached.sum()), steps_to_target=float(np.mean(_steps_samples(g, budget))),
             tail_loss=float(g.loc[ok, "tail_loss"].mean()) if ok.any() else np.nan,
             tail_loss_sd=float(g.loc[ok, "tail_loss"].std(ddof=1)) if ok.sum() > 1 else 0.0,
             final_val_metric=float(g.loc[ok, "final_val_metric"].mean()) if ok.any() else np.nan,
