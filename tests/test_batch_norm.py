@@ -293,7 +293,7 @@ def test_sweep_lambda_max_matches_torch_hessian():
         got = res.points.set_index("model").at[key, "lambda_start"]
         assert got == pytest.approx(ref, rel=2e-2), key
     assert res.points.set_index("model").at["bn", "norm_start"] == pytest.approx(
-        float(build_mlp(setup.model, 2, 2, seed=0)[0].weight.norm()), rel=1e-6)
+        float(build_mlp(setup.model, 2, 2, seed=0)[0].weight.detach().norm()), rel=1e-6)
 
 
 def test_one_seed_claims_nothing_it_cannot_back():

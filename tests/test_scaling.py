@@ -471,3 +471,43 @@ def test_page_without_an_uploaded_file_explains_once_and_keeps_the_builtin_surfa
     assert not at.exception
     assert len(at.error) == 1 and "No file is loaded yet" in plain(at.error[0].value)
     assert "standardized inputs reached the target loss" in _texts(at)  # section 1 runs on the built-in set
+
+
+HOSTILE_CSV = ("time:s,**b** [l](u),size\\x,label\n" + "".join(
+    f"{i % 17},1,{(i * 7) % 13 * 100},{'a' if (i % 17) + (i * 7) % 13 > 14 else 'b'}\n" for i in range(60))).encode()
+
+
+def test_page_shows_user_names_literally():
+    """Issue 17: odd column names draw as axis titles, and a message quoting a file name is not
+    Markdown (the page's own st.error goes through ui.verdict.escape_markdown)."""
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value(("odd [names].csv", HOSTILE_CSV, "text/csv")).run()
+    at.switch_page(PAGE).run()
+    at.radio(key="scaling_source").set_value("lab").run()
+    assert not at.exception and not at.error
+    assert {at.selectbox(key="scaling_x1").value, at.selectbox(key="scaling_x2").value} == {"time:s", "size\\x"}
+    assert len(at.get("vega_lite_chart")) == 10
+
+    gone = AppTest.from_file(APP, default_timeout=300)
+    gone.query_params.update({"lab_dataset": "Upload CSV", "lab_file": "**evil** [x](y).csv",
+                              "scaling_source": "lab"})
+    gone.run()
+    gone.switch_page(PAGE).run()
+    assert not gone.exception
+    errors = [e.value for e in gone.error]
+    assert errors and all("The file '**evil** [x](y).csv'" in plain(e) for e in errors)
+    assert all("\\*\\*evil\\*\\*" in e for e in errors)  # escaped: shown as typed, not bold
+
+
+def test_page_widgets_are_bound_to_the_url():
+    """Issue 17: the page's settings live in the address (ui.url_state.bound)."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["scaling_seeds"] = "2"
+    at.query_params["scaling_c_steps"] = "20"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.number_input(key="scaling_seeds").value == 2
+    assert at.number_input(key="scaling_c_steps").value == 20
+    assert "mean of 2 seeds" in _texts(at)
