@@ -352,7 +352,11 @@ def test_a_large_upload_trains_on_a_capped_sample_and_says_so():
     data = Dataset(X, y, "classification", tuple(f"f{i}" for i in range(6)), "t", ("a", "b"), name="big.csv")
     res = scaling_lab.run(data, SETUP, scaling_lab.Config(steps=20, seeds=1))
     assert res.n_train == 2000
-    assert any("2,000 of the 43,200 training rows" in n for n in res.notes)
+    assert any("2,000 of the 43,200 training rows (a random sample, each class keeping its share)" in n
+               for n in res.notes)
+    reg = dataclasses.replace(data, y=(X[:, 0] + X[:, 1] / 10).astype(np.float32), task="regression", class_names=())
+    notes = scaling_lab.run(reg, SETUP, scaling_lab.Config(steps=5, seeds=1)).notes
+    assert any("43,200 training rows (a random sample)" in n for n in notes)
 
 
 def test_progress_is_reported_often_enough_to_stop_within_a_second():

@@ -55,12 +55,13 @@ def check_common(seeds: int, steps: int, max_train_rows: int) -> None:
         raise ValueError(f"The training-rows cap must be between 10 and {MAX_TRAIN_ROWS:,}.")
 
 
-def rows_note(n_kept: int, n_all: int, what: str = "Training") -> str | None:
-    """The page's note when a training split was capped, else None."""
+def rows_note(n_kept: int, n_all: int, task: str, what: str = "Training") -> str | None:
+    """The page's note when a training split was capped (core.runs.prepare_split), else None."""
     if n_kept >= n_all:
         return None
-    return (f"{what} used {n_kept:,} of the {n_all:,} training rows (a random sample, each class keeping its "
-            "share), so the page stays quick on a large upload; raise the training-rows cap to use more.")
+    how = "a random sample, each class keeping its share" if task == "classification" else "a random sample"
+    return (f"{what} used {n_kept:,} of the {n_all:,} training rows ({how}), so the page stays quick on a large "
+            "upload; raise the training-rows cap to use more.")
 
 
 def measure_rows(n_rows: int, n_params: int) -> int:

@@ -305,7 +305,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
     notes: list[str] = []
     note = rows_note(len(split.X_train), len(split_data(data, "none", 0.2, setup.seed).X_train)
-                     if data.n_rows > config.max_train_rows else 0)
+                     if data.n_rows > config.max_train_rows else 0, data.task)
     if note:
         notes.append(note)
     for batch in (config.tiny_batch, config.normal_batch):

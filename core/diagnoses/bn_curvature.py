@@ -139,7 +139,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
     split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
     notes = [n for n in [rows_note(len(split.X_train), len(split_data(data, "none", 0.2, setup.seed).X_train)
-                                   if data.n_rows > config.max_train_rows else 0, "The sweep")] if n]
+                                   if data.n_rows > config.max_train_rows else 0, data.task, "The sweep")] if n]
     specs = {"plain": dataclasses.replace(setup.model, batch_norm=False),
              "bn": dataclasses.replace(setup.model, batch_norm=True)}
     sweep_rates = rates(config)

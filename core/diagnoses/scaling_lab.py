@@ -172,7 +172,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         if note and note not in notes:
             notes.append(note)
     n_all = len(split_data(data, "none", 0.2, setup.seed).X_train) if data.n_rows > config.max_train_rows else 0
-    note = rows_note(len(splits["none"].X_train), n_all)
+    note = rows_note(len(splits["none"].X_train), n_all, data.task)
     if note:
         notes.insert(0, note)
     if setup.model.batch_norm:
