@@ -16,7 +16,7 @@ import torch
 
 from core.data import DataError
 from core.diagnoses.run_log import (
-    CRITICAL, OSCILLATION, PLATEAU, Config, compare_runs, find_spikes, merge_spans, overlay_frame, run, thin_indices,
+    CRITICAL, OSCILLATION, PLATEAU, Config, compare_runs, find_spikes, overlay_frame, run, thin_indices,
 )
 from core.probe import GRAD_TAG, LAMBDA_MAX_TAG, LAMBDA_MIN_TAG, LOSS_TAG, LR_TAG, RATIO_PREFIX, Probe
 from core.runlog import MissingLoss, load_log, load_logs
@@ -349,10 +349,9 @@ def test_a_long_log_is_charted_thin_with_its_spikes():
 
 
 # --------------------------------------------------------------------------- rules and comparisons
-def test_find_spikes_ignores_a_steep_start_and_merge_spans():
+def test_find_spikes_ignores_a_steep_start():
     y = np.r_[np.linspace(10, 1, 30), np.ones(200)]
     assert not len(find_spikes(np.arange(len(y)), y))
-    assert merge_spans([(0, 10), (5, 20), (30, 40)]) == [(0, 20), (30, 40)]
 
 
 def _log(loss, name):
@@ -380,7 +379,7 @@ def test_run_comparison_words_agree_with_the_numbers(seed):
 def test_healthy_run_is_good_and_verdict_numbers_match():
     res = run(_log(1 + 3 * np.exp(-np.arange(1000) / 300), "clean"))
     assert res.verdict.kind == "good" and not len(res.stalls) and not len(res.spikes)
-    assert f"from {res.start_loss:.3g}" in res.verdict.text
+    assert f"{res.start_loss:.4g} → {res.final_loss:.4g}" in res.verdict.text
 
 
 def test_too_short_a_log_is_refused():
@@ -470,3 +469,15 @@ def test_probe_curvature_classifies_a_logged_stall():
     first = res.stalls.iloc[0]
     assert first["kind"] == CRITICAL and first["eig_min"] == pytest.approx(-0.3)
     assert "a saddle point" in res.verdict.text
+
+
+def test_stall_spans_are_the_gradient_stall_pages(scenarios):
+    """The same detector as the Gradient stall page (core.diagnoses.stall.detect_stalls): the same
+    spans on logs without spikes; only the kind is judged against the run's gradient level."""
+    from core.diagnoses.stall import detect_stalls
+
+    for name in ("saddle", "oscillation", "warmup_cosine"):
+        log = _load(scenarios[name][1]["tensorboard"])
+        res = run(log)
+        page = detect_stalls(log.steps, window=res.window)
+        assert page[["start", "end"]].values.tolist() == res.stalls[["start", "end"]].values.tolist(), name

@@ -12,14 +12,18 @@ from core.charts import PALETTE, WIDTH
 
 PANEL_HEIGHT = 170
 KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "plateau"], range=[PALETTE[3], PALETTE[1], "#999999"])
-LOSS_SERIES = alt.Scale(domain=["loss", "smoothed loss", "eval_loss"], range=["#9DB9D3", PALETTE[0], PALETTE[3]])
+LOSS_SERIES_COLORS = {"loss": "#9DB9D3", "smoothed loss": PALETTE[0], "eval_loss": PALETTE[3]}
 SERIES_TITLES = {"loss": "logged loss", "smoothed loss": "smoothed loss", "eval_loss": "evaluation loss",
                  "grad_norm": "gradient norm", "lr": "learning rate"}
 
 
+# ",d": whole steps with thousands separators (1,500; 1,000,000). A bare "," lets Vega pick a
+# precision from the tick spacing and print 1.5e+3.
+_AXIS = alt.Axis(labelOverlap="greedy", format=",d")
+
+
 def _x(title: str = "step") -> alt.X:
-    return alt.X(field="step", type="quantitative", title=title, scale=alt.Scale(nice=False),
-                 axis=alt.Axis(labelOverlap="greedy", format="~s"))
+    return alt.X(field="step", type="quantitative", title=title, scale=alt.Scale(nice=False), axis=_AXIS)
 
 
 def _y(title: str, log_y: bool) -> alt.Y:
@@ -37,7 +41,7 @@ def _bands(result) -> alt.Chart | None:
         return None
     data = result.stalls[["stall", "start", "end", "kind", "grad_median"]]
     return alt.Chart(data).mark_rect(opacity=0.15).encode(
-        x=alt.X(field="start", type="quantitative"), x2=alt.X2(field="end"),
+        x=alt.X(field="start", type="quantitative", title="step", axis=_AXIS), x2=alt.X2(field="end"),
         color=alt.Color(field="kind", type="nominal", title="stall", scale=KIND_COLORS),
         tooltip=[alt.Tooltip(field="stall", type="nominal"), alt.Tooltip(field="kind", type="nominal"),
                  alt.Tooltip(field="start", type="quantitative", format=","),
@@ -50,22 +54,25 @@ def _divergence_rule(result) -> alt.Chart | None:
         return None
     data = pd.DataFrame({"step": [result.divergence.step], "what": ["diverged here"]})
     return alt.Chart(data).mark_rule(color=PALETTE[3], strokeWidth=2).encode(
-        x=alt.X(field="step", type="quantitative"),
+        x=alt.X(field="step", type="quantitative", title="step", axis=_AXIS),
         tooltip=[alt.Tooltip(field="what", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=",")])
 
 
 def _layer(*charts):
+    """Layers with their own colour scales (stall kinds and loss series must not share one)."""
     charts = [c for c in charts if c is not None]
-    return alt.layer(*charts) if len(charts) > 1 else charts[0]
+    return alt.layer(*charts).resolve_scale(color="independent") if len(charts) > 1 else charts[0]
 
 
 def loss_panel(result, log_y: bool = False) -> alt.LayerChart | alt.Chart:
     """Logged loss (light), smoothed loss (the stall detector's), evaluation loss, stall bands,
     spikes (red points, with the rate at that step) and the divergence step."""
     data = _positive(result.curve[result.curve["series"].isin(["loss", "smoothed loss", "eval_loss"])], log_y)
+    present = [s for s in LOSS_SERIES_COLORS if s in set(data["series"])]
     lines = alt.Chart(data).mark_line(clip=True, strokeWidth=1.2).encode(
         x=_x(), y=_y("loss", log_y),
-        color=alt.Color(field="series", type="nominal", title="series", scale=LOSS_SERIES),
+        color=alt.Color(field="series", type="nominal", title="series",
+                        scale=alt.Scale(domain=present, range=[LOSS_SERIES_COLORS[s] for s in present])),
         detail=alt.Detail(field="series", type="nominal"),
         tooltip=[alt.Tooltip(field="series", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=","),
                  alt.Tooltip(field="value", type="quantitative", format=".4g")])
@@ -99,27 +106,30 @@ def grad_panel(result, log_y: bool = False) -> alt.LayerChart | alt.Chart | None
     return _layer(_bands(result), line, clip, _divergence_rule(result))
 
 
-def lr_panel(result, log_y: bool = False) -> alt.LayerChart | alt.Chart | None:
-    """Logged learning rate and the schedule fitted to it (dashed)."""
-    logged = _positive(result.curve[result.curve["series"] == "lr"], log_y)
+def lr_panel(result) -> alt.LayerChart | alt.Chart | None:
+    """Logged learning rate and the schedule fitted to it (dashed), on a linear axis: a schedule
+    that decays to 0 reads better there than on a log axis."""
+    logged = result.curve[result.curve["series"] == "lr"]
     if not len(logged):
         return None
     name = "fitted: " + result.schedule.label if result.schedule is not None else "fitted"
-    fitted = _positive(result.fitted.rename(columns={"lr": "value"}).assign(series=name), log_y)
+    fitted = result.fitted.rename(columns={"lr": "value"}).assign(series=name)
     data = pd.concat([logged.assign(series="logged"), fitted], ignore_index=True)
     return alt.Chart(data).mark_line(clip=True).encode(
-        x=_x(), y=_y("learning rate", log_y),
+        x=_x(), y=alt.Y(field="value", type="quantitative", title="learning rate", axis=alt.Axis(format="~g")),
         color=alt.Color(field="series", type="nominal", title="learning rate",
-                        scale=alt.Scale(range=[PALETTE[4], "black"])),
+                        scale=alt.Scale(domain=["logged", name], range=[PALETTE[4], "black"])),
         strokeDash=alt.StrokeDash(field="series", type="nominal", legend=None,
-                                  scale=alt.Scale(range=[[1, 0], [6, 4]])),
+                                  scale=alt.Scale(domain=["logged", name], range=[[1, 0], [5, 4]])),
+        strokeWidth=alt.StrokeWidth(field="series", type="nominal", legend=None,
+                                    scale=alt.Scale(domain=["logged", name], range=[3.5, 1.2])),
         tooltip=[alt.Tooltip(field="series", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=","),
                  alt.Tooltip(field="value", type="quantitative", format=".4g")])
 
 
 def training_chart(result, log_y: bool = False) -> alt.VConcatChart:
     """Loss, gradient norm and learning rate of one run, stacked on one step axis."""
-    panels = [p for p in (loss_panel(result, log_y), grad_panel(result, log_y), lr_panel(result, log_y)) if p is not None]
+    panels = [p for p in (loss_panel(result, log_y), grad_panel(result, log_y), lr_panel(result)) if p is not None]
     title = "Loss, gradient norm and learning rate (shaded: stalls; triangles: spikes; dashed: fitted schedule)"
     return alt.vconcat(*[p.properties(width=WIDTH + 160, height=PANEL_HEIGHT) for p in panels],
                        title=title).resolve_scale(color="independent")

@@ -48,15 +48,14 @@ from scipy import ndimage
 from core.diagnoses import Progress, Verdict, no_progress
 from core.diagnoses.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
+from core.diagnoses.stall import CRITICAL, OSCILLATION, UNCLEAR
 from core.rules import (
-    GRADIENT_COLLAPSE, Divergence, critical_test, find_divergence, gradient_collapsed, smooth, stall_spans,
+    Divergence, critical_test, find_divergence, gradient_collapsed, oscillating, smooth, stall_spans,
 )
 from core.runlog import TrainingLog
 from core.schedule_fit import FittedSchedule, fit_schedule
 
-CRITICAL = "critical point"
-OSCILLATION = "oscillation"
-PLATEAU = "plateau"
+PLATEAU = "plateau"  # a stall with no gradient norm logged: critical point or oscillation cannot be told
 SPIKE_WINDOW = 21  # logged points in the running median a spike is measured against (spikes up to 10 wide)
 SPIKE_Z = 6.0  # robust standard deviations above the running median
 SPIKE_MIN_RISE = 0.25  # ... and at least 25% above it (a clean full-batch curve has a MAD of ~0)
@@ -66,12 +65,14 @@ CLIP_QUANTILE = 0.9  # suggested clipping threshold: this quantile of the logged
 AUTO_WINDOW_SHARE = 0.1  # the default stall window: a tenth of the logged steps
 MIN_WINDOW_POINTS = 5  # a window spans at least this many logged points
 MIN_POINTS = 10  # fewer logged losses than this: nothing to diagnose
+NOISY = 0.01  # a logged loss with more point-to-point noise than this share is a mini-batch loss
 LEVEL_POINTS = 2000  # bucket means kept per run for comparing runs
 LAMBDA_MIN_NAMES = ("curvature/lambda_min", "lambda_min", "eig_min")
 LAMBDA_MAX_NAMES = ("curvature/lambda_max", "lambda_max", "eig_max")
+COSINE_NAMES = ("grad_cos", "train/grad_cos", "gradient_cosine")
 
 STALL_COLUMNS = ["stall", "start", "end", "steps", "kind", "loss_start", "loss_end", "rel_drop", "grad_median",
-                 "grad_ratio", "lr_share", "eig_min", "eig_max"]
+                 "grad_ratio", "cos_mean", "lr_share", "eig_min", "eig_max"]
 SPIKE_COLUMNS = ["step", "loss", "baseline", "ratio", "lr", "grad_norm", "width"]
 
 
@@ -153,6 +154,7 @@ class Result:
     min_loss: float
     min_step: int
     grad_level: float  # peak of the gradient norm's running median (reference for "small")
+    loss_noise: float  # point-to-point noise of the logged loss, a share of its level (0: full batch)
     lr_peak: float
     curve: pd.DataFrame  # step, series, value: thinned, finite values only
     evals: pd.DataFrame  # step, train (smoothed), eval, gap (relative)
@@ -287,22 +289,6 @@ def relative_noise(values: np.ndarray, window: int = SPIKE_WINDOW) -> float:
     return float(1.4826 * np.median(np.abs(x - _running_median(x, window))))
 
 
-def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping (start, end) index spans joined: core.rules.stall_spans can return spans that
-    overlap when flat stretches are more than a tenth of a window apart but less than one.
-
-    >>> merge_spans([(10, 40), (24, 61), (80, 90)])
-    [(10, 61), (80, 90)]
-    """
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 def _series_of(log: TrainingLog, names) -> str | None:
     return next((c for c in log.steps.columns if c in names), None)
 
@@ -351,19 +337,24 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
         window_points = max(MIN_WINDOW_POINTS, int(round(AUTO_WINDOW_SHARE * len(s_loss))))
     window_points = min(window_points, max(1, len(s_loss) - 1))
     window_steps = int(round(window_points * interval))
-    # The stall page smooths over a tenth of a window (full-batch losses are clean). A logged
-    # mini-batch loss can be 50% noise per point: smooth until the noise is about rel_eps, at most
-    # over one window (then each step compares the means of two successive windows).
+    # The stall page's detector: the loss smoothed over a tenth of a window, core.rules.stall_spans
+    # with the raw loss for its noise test. Spikes are replaced by their running median first, so a
+    # bad batch does not pass for a window where the loss rose.
     spikes, spike_mask, spike_base = _spikes(s_step, s_loss, config.spike_z)
     clean = _despike(s_loss, spike_mask, spike_base)
-    noise = relative_noise(clean)
-    smooth_points = int(min(window_points, max(window_points // 10, math.ceil((noise / config.rel_eps) ** 2), 1)))
+    smooth_points = max(1, window_points // 10)
     smoothed = smooth(clean, smooth_points)
     progress(0.2, "stalls")
     grad_level = _grad_level(s_grad, smooth_points) if has_grad else float("nan")
-    lam_min_name, lam_max_name = _series_of(log, LAMBDA_MIN_NAMES), _series_of(log, LAMBDA_MAX_NAMES)
-    stalls = _stalls(s_step, s_loss, smoothed, s_grad, s_lr, window_points, config.rel_eps, has_grad, grad_level,
-                     log if lam_min_name and lam_max_name else None, lam_min_name, lam_max_name)
+    lam_min, lam_max = _series_of(log, LAMBDA_MIN_NAMES), _series_of(log, LAMBDA_MAX_NAMES)
+    curv = None
+    if lam_min and lam_max:
+        both = np.isfinite(frame[lam_min].to_numpy(dtype=float)) & np.isfinite(frame[lam_max].to_numpy(dtype=float))
+        curv = frame.loc[both, ["step", lam_min, lam_max]].to_numpy(dtype=float)
+    cos_name = _series_of(log, COSINE_NAMES)
+    cos = frame.loc[rows, cos_name].to_numpy(dtype=float)[:cut][ok] if cos_name else np.full(len(s_loss), np.nan)
+    stalls = _stalls(s_step, clean, smoothed, s_grad, cos, s_lr, window_points, config.rel_eps, has_grad,
+                     grad_level, curv)
     if len(s_loss) and len(s_loss) <= window_points:
         notes.append("The log is shorter than one stall window: no stall can be judged.")
 
@@ -414,7 +405,8 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
         spikes=spikes.reset_index(drop=True), grad_spikes=grad_spikes.reset_index(drop=True), clip=clip,
         schedule=schedule, gap=gap, start_loss=start_loss, final_loss=final, final_noise=final_noise,
         min_loss=float(smoothed[i_min]) if len(smoothed) else float("nan"),
-        min_step=int(s_step[i_min]) if len(s_step) else 0, grad_level=grad_level, lr_peak=lr_peak,
+        min_step=int(s_step[i_min]) if len(s_step) else 0, grad_level=grad_level,
+        loss_noise=relative_noise(clean) if len(s_loss) else 0.0, lr_peak=lr_peak,
         curve=curve, evals=evals, fitted=fitted, levels=levels, extras=extras,
         verdict=Verdict("info", ""), notes=notes,
     )
@@ -435,20 +427,26 @@ def _grad_level(grad: np.ndarray, width: int) -> float:
     return float(max(blocks.max(), np.median(g[n:]) if n < len(g) else -np.inf))
 
 
-def _stalls(step, loss, smoothed, grad, lr, window, rel_eps, has_grad, grad_level, log, lam_min, lam_max):
-    """One row per stall (STALL_COLUMNS), classified by the shared rules."""
+def _stalls(step, loss, smoothed, grad, cos, lr, window, rel_eps, has_grad, grad_level, curv) -> pd.DataFrame:
+    """One row per stall (STALL_COLUMNS): core.rules.stall_spans, each span's kind by the rules.
+
+    Kind: with lambda_min / lambda_max logged inside the span, core.rules.critical_test decides
+    (the problem's own scale); else CRITICAL when the gradient collapsed (gradient_collapsed
+    against the run's gradient level); else, with the gradient cosine logged, OSCILLATION when it
+    oscillates (core.rules.oscillating) and UNCLEAR when not (as the Gradient stall page); without
+    a cosine, OSCILLATION (the gradient is not small). PLATEAU when no gradient norm was logged.
+    """
     rows = []
     if len(loss) <= window:
         return pd.DataFrame(columns=STALL_COLUMNS)
     lr_peak = float(np.nanmax(lr)) if np.isfinite(lr).any() else float("nan")
-    curv = None
-    if log is not None:
-        mask = np.isfinite(log.steps[lam_min].to_numpy()) & np.isfinite(log.steps[lam_max].to_numpy())
-        curv = log.steps.loc[mask, ["step", lam_min, lam_max]].to_numpy(dtype=float)
-    for i, (a, b) in enumerate(_stall_spans(smoothed, window, rel_eps), start=1):
+    for i, (a, b) in enumerate(stall_spans(smoothed, window, rel_eps, raw=loss), start=1):
         g = grad[a : b + 1]
         g = g[np.isfinite(g)]
         g_med = float(np.median(g)) if len(g) else float("nan")
+        c = cos[a : b + 1]
+        c = c[np.isfinite(c)]
+        cos_mean = float(c.mean()) if len(c) else float("nan")
         eig_min = eig_max = float("nan")
         if curv is not None:
             inside = curv[(curv[:, 0] >= step[a]) & (curv[:, 0] <= step[b])]
@@ -458,8 +456,12 @@ def _stalls(step, loss, smoothed, grad, lr, window, rel_eps, has_grad, grad_leve
             kind = PLATEAU
         elif math.isfinite(eig_min):  # curvature logged: the problem's own scale decides
             kind = CRITICAL if critical_test(g_med, eig_min, eig_max, loss_scale=float(loss[0])).critical else OSCILLATION
+        elif gradient_collapsed(g_med, grad_level):
+            kind = CRITICAL
+        elif math.isfinite(cos_mean):
+            kind = OSCILLATION if oscillating(cos_mean) else UNCLEAR
         else:
-            kind = CRITICAL if gradient_collapsed(g_med, grad_level) else OSCILLATION
+            kind = OSCILLATION
         l = lr[a : b + 1]
         l = l[np.isfinite(l)]
         rows.append(dict(
@@ -467,25 +469,10 @@ def _stalls(step, loss, smoothed, grad, lr, window, rel_eps, has_grad, grad_leve
             loss_start=float(smoothed[a]), loss_end=float(smoothed[b]),
             rel_drop=float((smoothed[a] - smoothed[b]) / max(abs(smoothed[a]), 1e-12)),
             grad_median=g_med, grad_ratio=g_med / grad_level if has_grad and grad_level > 0 else float("nan"),
-            lr_share=float(np.median(l)) / lr_peak if len(l) and lr_peak > 0 else float("nan"),
+            cos_mean=cos_mean, lr_share=float(np.median(l)) / lr_peak if len(l) and lr_peak > 0 else float("nan"),
             eig_min=eig_min, eig_max=eig_max,
         ))
     return pd.DataFrame(rows, columns=STALL_COLUMNS)
-
-
-def _stall_spans(smoothed: np.ndarray, window: int, rel_eps: float) -> list[tuple[int, int]]:
-    """core.rules.stall_spans with overlapping spans joined; a joined span must pass the rule's
-    own test (its loss fell by at most rel_eps per window overall), else its longest piece stays."""
-    pieces = stall_spans(smoothed, window, rel_eps)
-    out = []
-    for a, b in merge_spans(pieces):
-        inside = [(x, y) for x, y in pieces if a <= x and y <= b]
-        fall = (smoothed[a] - smoothed[b]) / max(abs(smoothed[a]), 1e-12)
-        if len(inside) == 1 or fall <= rel_eps * max(1.0, (b - a) / window):
-            out.append((a, b))
-        else:
-            out.append(max(inside, key=lambda s: s[1] - s[0]))
-    return out
 
 
 def _gap(log: TrainingLog, step, smoothed, rel_eps, diverged_at):
@@ -664,6 +651,18 @@ def _comparison_verdict(results, labels, comparisons, horizon) -> Verdict:
 
 
 # --------------------------------------------------------------------------- verdict
+def _others(r: Result, main: str) -> str:
+    """The stalls and spikes a verdict about something else still mentions (with their steps)."""
+    out = []
+    if main != "spikes" and len(r.spikes):
+        out.append(f"{_count(len(r.spikes), 'loss spike')} at step{'s' if len(r.spikes) > 1 else ''} "
+                   + ", ".join(f"{int(x):,}" for x in r.spikes["step"][:6]) + (" …" if len(r.spikes) > 6 else "") + ".")
+    if main not in ("stalls", "divergence") and len(r.stalls):
+        out.append(f"{_count(len(r.stalls), 'stall')}: " + ", ".join(step_range(a, b) for a, b in
+                                                                     zip(r.stalls["start"], r.stalls["end"])) + ".")
+    return (" " + " ".join(out)) if out else ""
+
+
 def make_verdict(r: Result, config: Config) -> Verdict:
     """The plain-language answer, worded from the findings only.
 
@@ -675,8 +674,9 @@ def make_verdict(r: Result, config: Config) -> Verdict:
     clip = _clip_advice(r)
     if r.divergence is not None:
         where = f" The learning rate there was {num(r.divergence_lr)}." if math.isfinite(r.divergence_lr) else ""
-        spikes = f" {_count(len(r.spikes), 'loss spike')} came before it." if len(r.spikes) else ""
-        return Verdict("problem", divergence_sentence(r.divergence) + where + spikes + extra,
+        before = (f" Before that, the loss stalled at {', '.join(step_range(a, b) for a, b in zip(r.stalls['start'], r.stalls['end']))}."
+                  if len(r.stalls) else "")
+        return Verdict("problem", divergence_sentence(r.divergence) + where + before + _others(r, "divergence") + extra,
                        "Lower the peak learning rate (2-10x) or warm up longer" + (f"; {clip}" if clip else "")
                        + "; check the data of that step for NaN or extreme values.")
     if r.gap is not None and r.gap.overfitting:
@@ -687,7 +687,7 @@ def make_verdict(r: Result, config: Config) -> Verdict:
             "warning",
             f"Overfitting: the evaluation loss was lowest at step {g.best_step:,} ({num(g.best_eval)}) and rose to "
             f"{num(g.end_eval)} by step {g.end_step:,} ({_rise(g.end_eval / g.best_eval - 1)}), beyond the noise, while "
-            f"the training loss kept falling ({num(g.train_at_best)} → {num(g.train_at_end)}).{opens}{extra}",
+            f"the training loss kept falling ({num(g.train_at_best)} → {num(g.train_at_end)}).{opens}{_others(r, 'gap')}{extra}",
             f"Keep the model from step {g.best_step:,} (early stopping; load_best_model_at_end in the Hugging Face "
             "Trainer), add weight decay or dropout, or get more data.")
     if len(r.spikes):
@@ -698,20 +698,21 @@ def make_verdict(r: Result, config: Config) -> Verdict:
             "warning",
             f"{_count(len(r.spikes), 'loss spike')} (at step{'s' if len(r.spikes) > 1 else ''} {steps_txt}): the "
             f"largest, at step {int(top['step']):,}{lr_txt}, reached {num(top['loss'])}, {_x(top['ratio'])} the "
-            f"smoothed loss around it ({num(top['baseline'])}).{extra}",
+            f"smoothed loss around it ({num(top['baseline'])}).{_others(r, 'spikes')}{extra}",
             (capital(clip) + "; " if clip else "Log the gradient norm to size a clipping threshold; ")
             + "if spikes come at the peak of the schedule, lower the peak rate or warm up longer; "
             "look for bad batches at the spike steps.")
     if len(r.stalls):
-        return _stall_verdict(r, extra)
+        return _stall_verdict(r, _others(r, "stalls") + extra)
     fell = r.final_loss < r.start_loss * (1 - config.rel_eps)
     if not fell:
         return Verdict("warning", f"The loss did not fall: {num(r.start_loss)} at the start, {num(r.final_loss)} at the "
                        f"end (mean of the last 20%).{extra}",
                        "Check the learning rate (the Learning rate page's range test) and the data pipeline.")
-    return Verdict("good", f"No divergence, no spike and no stall: the loss fell from {num(r.start_loss)} to "
-                   f"{num(r.final_loss)} (mean of the last 20%), by at least {pct(config.rel_eps)} in every "
-                   f"{steps_word(r.window)} window.{extra}",
+    return Verdict("good", f"No divergence, no spike and no stall: nowhere did the loss stop falling for a "
+                   f"{r.window:,}-step window or longer (a stall falls by less than {pct(config.rel_eps)} per window, "
+                   f"beyond its step-to-step noise); {num(r.start_loss, 4)} → {num(r.final_loss, 4)} (mean of the "
+                   f"last 20%).{extra}",
                    "Nothing is stuck; if the loss is still falling at the end, train longer.")
 
 
@@ -720,10 +721,14 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
     osc = stalls[stalls["kind"] == OSCILLATION]
     crit = stalls[stalls["kind"] == CRITICAL]
     plat = stalls[stalls["kind"] == PLATEAU]
-    count = (f" {_count(len(stalls), 'stall')} in all: {len(crit)} at a critical point, {len(osc)} oscillating"
-             + (f", {len(plat)} unclassified" if len(plat) else "") + ".")
+    unclear = stalls[stalls["kind"] == UNCLEAR]
+    count = ""
+    if len(stalls) > 1:  # the Gradient stall page's count sentence
+        count = (f" {len(stalls)} stalls in all: {len(crit)} at a critical point, {len(osc)} with a gradient that is "
+                 f"not ~0" + (f", {len(unclear)} unclear" if len(unclear) else "")
+                 + (f", {len(plat)} with no gradient logged" if len(plat) else "") + ".")
     s = stalls.loc[stalls["steps"].idxmax()]  # the longest stall speaks
-    where = f"Stalled at {step_range(s['start'], s['end'])}"
+    where = f"Stalled at {_span(s)}"
     lr_low = math.isfinite(s["lr_share"]) and s["lr_share"] < LOW_LR_SHARE
     lr_txt = (f" The learning rate there was {pct(s['lr_share'])} of its peak: the schedule had run down, so "
               "the steps were tiny." if lr_low else "")
@@ -733,12 +738,17 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
     progressed = r.final_loss < r.start_loss * 0.9
     if s["kind"] == PLATEAU:
         return Verdict("warning" if not (at_end and progressed) else "info",
-                       f"{where}: the loss fell by less than {pct(abs(s['rel_drop']))} there. No gradient norm was "
+                       f"{where}. No gradient norm was "
                        f"logged, so this plateau cannot be told apart as a critical point (gradient ~0) or an "
                        f"oscillation (gradient not small).{lr_txt}{count}{extra}",
                        "Log the gradient norm (grad_norm: the Hugging Face Trainer logs it; in your own loop "
                        "core.probe.Probe writes it to TensorBoard) and upload the log again.")
     g = f"|g| = {num(s['grad_median'])}, {pct(s['grad_ratio'], 3)} of the run's gradient level ({num(r.grad_level)})"
+    cos = f"; successive gradients have cosine {num(s['cos_mean'], 2)}" if math.isfinite(s["cos_mean"]) else ""
+    if s["kind"] == UNCLEAR:
+        return Verdict("info", f"{where}: the gradient neither collapsed ({g}) nor bounces{cos}; the log cannot tell "
+                               f"the cause.{lr_txt}{count}{extra}",
+                       "Log lambda_min and lambda_max (core.probe's curvature_every) to judge the point by its curvature.")
     if s["kind"] == OSCILLATION:
         if lr_low:
             return Verdict("info" if progressed else "warning",
@@ -746,9 +756,9 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
                            "Nothing to fix if this is the end of the schedule; if the loss is still too high, use a "
                            "higher final rate (min_lr) or a longer schedule.")
         return Verdict("warning",
-                       f"{where} but the gradient is not small ({g}): the loss is flat because the steps are too large "
-                       f"for the curvature (or for the mini-batch noise) and bounce across the valley, not because of "
-                       f"a critical point.{lr_txt}{count}{extra}",
+                       f"{where} but the gradient is not small ({g}{cos}): the loss is flat because the steps are too large "
+                       f"for the curvature{' (or for the mini-batch noise)' if r.loss_noise > NOISY else ''} and "
+                       f"bounce across the valley, not because of a critical point.{lr_txt}{count}{extra}",
                        "Lower the learning rate, decay it with a schedule, or use an adaptive optimizer (Adam); "
                        "see the Learning rate page.")
     curv = (f" (logged curvature: λ_min = {num(s['eig_min'])}, λ_max = {num(s['eig_max'])}"
@@ -760,7 +770,7 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
                        "The weights start in a flat region (a saddle near the origin): try another initial scale, "
                        "another activation (ReLU), or momentum; see the Saddle escape page.")
     if at_end and progressed:
-        return Verdict("good", "Converged. " + text,
+        return Verdict("good", "Levelled off at the end. " + text,
                        "More steps of the same optimizer will not lower the loss; if it is still too high, try a "
                        "larger model or another initialization.")
     escaped = r.final_loss < s["loss_end"] * (1 - 0.01)
@@ -768,6 +778,14 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
              else " The run never left it.")
     return Verdict("info" if escaped else "warning", text + after,
                    "A saddle plateau is left faster with momentum or a larger initial scale; see the Saddle escape page.")
+
+
+def _span(s) -> str:
+    """'steps 0–588 (loss 1 → 0.9902, a 0.98% fall over 588 steps)': the Gradient stall page's words."""
+    drop = s["rel_drop"]
+    change = f"a {pct(drop)} fall" if drop >= 0 else f"a {pct(-drop)} rise"
+    return (f"{step_range(s['start'], s['end'])} (loss {num(s['loss_start'], 4)} → {num(s['loss_end'], 4)}, {change} "
+            f"over {int(s['end'] - s['start']):,} steps)")
 
 
 def _side_findings(r: Result) -> str:
