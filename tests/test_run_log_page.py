@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runlog import load_log
-from core.runlog_examples import SPIKE_STEPS, plain_csv, run_scenario, trainer_state
+from core.runlog_examples import EXAMPLES, SPIKE_STEPS, plain_csv, run_scenario, trainer_state
 from tests.conftest import plain
 
 APP = "../app.py"
@@ -108,3 +108,18 @@ def test_missing_loss_column_can_be_picked_and_names_stay_literal(logs):
     for spec in _charts(at):  # the user's names never become a field or a shorthand
         assert odd not in json.dumps(spec.get("encoding", {})) and "objective" not in json.dumps(
             [layer.get("encoding", {}) for layer in spec.get("layer", [])])
+
+
+def test_settings_and_example_are_bound_to_the_url():
+    """Issue 17: the page's settings live in the address (ui.url_state.bound)."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["runlog_example"] = EXAMPLES["saddle"]  # Streamlit binds a selectbox by its label
+    at.query_params["runlog_window"] = "300"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.selectbox(key="runlog_example").value == "saddle"
+    assert at.number_input(key="runlog_window").value == 300
+    text = _texts(at)
+    assert "stall window 300 steps" in text
+    assert "Stalled at steps 0–" in text and "with the gradient ~0" in text
