@@ -61,7 +61,7 @@ if not uploads:
                            **bound("runlog_example"))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=8)  # a 1M-step log holds ~40 MB of series
 def _read(name: str, data: bytes):
     """The runs a file holds (cached by content), or the message that says why it cannot be read."""
     bar = st.progress(0.0, text=f"Reading {name}")
@@ -201,7 +201,7 @@ def single_run(result, label: str, log) -> None:
                "Red triangles: spikes. Red line: divergence.")
     if len(result.stalls):
         st.markdown("**Stalls**")
-        st.dataframe(result.stalls, hide_index=True, column_config={
+        st.dataframe(result.stalls.dropna(axis=1, how="all"), hide_index=True, column_config={
             "grad_median": st.column_config.NumberColumn("median |g|", format="%.3g"),
             "grad_ratio": st.column_config.NumberColumn("|g| / gradient level", format="%.3g"),
             "lr_share": st.column_config.NumberColumn("lr / peak lr", format="%.3g"),

@@ -132,7 +132,7 @@ def training_chart(result, log_y: bool = False) -> alt.VConcatChart:
     panels = [p for p in (loss_panel(result, log_y), grad_panel(result, log_y), lr_panel(result)) if p is not None]
     title = "Loss, gradient norm and learning rate (shaded: stalls; triangles: spikes; dashed: fitted schedule)"
     return alt.vconcat(*[p.properties(width=WIDTH + 160, height=PANEL_HEIGHT) for p in panels],
-                       title=title).resolve_scale(color="independent")
+                       title=title).resolve_scale(color="independent", x="shared")
 
 
 def gap_chart(result) -> alt.LayerChart:
