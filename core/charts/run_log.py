@@ -11,6 +11,9 @@ import pandas as pd
 from core.charts import PALETTE, WIDTH
 
 PANEL_HEIGHT = 170
+# Streamlit fits a single view's title, axes and legend into `height` ("fit"), which squashes the
+# plot; fitting only the width keeps the plot area at `height` (as core/charts/scaling.py does).
+FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "plateau"], range=[PALETTE[3], PALETTE[1], "#999999"])
 LOSS_SERIES_COLORS = {"loss": "#9DB9D3", "smoothed loss": PALETTE[0], "eval_loss": PALETTE[3]}
 SERIES_TITLES = {"loss": "logged loss", "smoothed loss": "smoothed loss", "eval_loss": "evaluation loss",
@@ -158,7 +161,7 @@ def gap_chart(result) -> alt.LayerChart:
             color=alt.Color(field="what", type="nominal", title="marks", scale=alt.Scale(range=["#555555", PALETTE[1]])),
             tooltip=[alt.Tooltip(field="what", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=",")]))
     return alt.layer(lines, *marks, title="Training vs evaluation loss").resolve_scale(color="independent").properties(
-        width=WIDTH + 160, height=260)
+        width=WIDTH + 160, height=260, autosize=FIT_X)
 
 
 def overlay_chart(frame: pd.DataFrame, title: str, y_title: str, log_y: bool = False) -> alt.Chart:
@@ -169,7 +172,7 @@ def overlay_chart(frame: pd.DataFrame, title: str, y_title: str, log_y: bool = F
         color=alt.Color(field="run", type="nominal", title="run", scale=alt.Scale(range=PALETTE)),
         tooltip=[alt.Tooltip(field="run", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=","),
                  alt.Tooltip(field="value", type="quantitative", format=".4g")],
-    ).properties(width=WIDTH + 160, height=280)
+    ).properties(width=WIDTH + 160, height=280, autosize=FIT_X)
 
 
 def extras_chart(frame: pd.DataFrame, log_y: bool = False) -> alt.Chart:
@@ -180,4 +183,4 @@ def extras_chart(frame: pd.DataFrame, log_y: bool = False) -> alt.Chart:
         color=alt.Color(field="series", type="nominal", title="series", scale=alt.Scale(range=PALETTE)),
         tooltip=[alt.Tooltip(field="series", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=","),
                  alt.Tooltip(field="value", type="quantitative", format=".4g")],
-    ).properties(width=WIDTH + 160, height=260)
+    ).properties(width=WIDTH + 160, height=260, autosize=FIT_X)
