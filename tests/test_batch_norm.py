@@ -318,3 +318,13 @@ def test_progress_reaches_the_page_often_enough_to_stop():
         times = []
         run(MOONS, SETUP, config, on_progress=lambda f, m: times.append(time.perf_counter()))
         assert len(times) > 50 and np.max(np.diff(times)) < 1.0
+
+
+def test_batch_norm_charts_have_complete_legends(bn, curv):
+    from core.charts.scaling import bn_curves, bn_modes_chart, bn_params_chart, sweep_chart
+    from tests.test_scaling import legend_labels
+
+    assert legend_labels(bn_curves(bn)) == list(bn.summary["label"])
+    assert legend_labels(bn_modes_chart(bn)) == ["training", "evaluation"]
+    assert legend_labels(bn_params_chart(bn)) == ["gamma", "beta"]
+    assert legend_labels(sweep_chart(curv)) == ["the plain model", "the batch-norm model"]

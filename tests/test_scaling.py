@@ -389,6 +389,36 @@ def test_surface_curve_title_is_not_clipped(surface):
     assert root_y + float(title.group(1)) >= 0
 
 
+def legend_labels(chart) -> list[str]:
+    """The legend entries Vega lays out for a chart (vl-convert's scene graph, offline)."""
+    import vl_convert as vlc
+
+    out: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("marktype") == "text" and "legend-label" in str(node.get("role", "")):
+                out.extend(item.get("text") for item in node.get("items", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(vlc.vegalite_to_scenegraph(chart.to_dict())["scenegraph"])
+    return out
+
+
+def test_lab_curves_have_a_complete_legend(stretched):
+    """Issue 17: legends complete (a band's legend=None once removed the lines' legend too)."""
+    from core.charts.scaling import lab_curves
+
+    assert legend_labels(lab_curves(stretched, ["none", "standard", "minmax", "robust"], "t")) == [
+        "raw", "standardized", "min-max", "robust"]
+    assert legend_labels(lab_curves(stretched, ["none", "standard", "bn_raw"], "t")) == [
+        "raw", "standardized", "raw + batch norm"]
+
+
 # ----------------------------------------------------------------------------- the aggregate run
 def test_scaling_run_returns_all_four_experiments():
     res = scaling.run(MOONS, SETUP, scaling.Config(

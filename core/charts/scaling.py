@@ -30,10 +30,12 @@ def _colors(labels: list[str]) -> alt.Scale:
 PAD = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
-def _label_color(order: list[str], title: str, legend: alt.Legend | None = alt.Undefined) -> alt.Color:
-    """Colour by the run's display label, in `order`; bands pass legend=None so the legend shows
-    the lines' full colours, not the bands' faded ones."""
-    return alt.Color("label:N", title=title, sort=order, scale=_colors(order), legend=legend)
+def _label_color(order: list[str], title: str) -> alt.Color:
+    """Colour by the run's display label, in `order`. Lines and their bands share this channel
+    and its legend (legend=None on either layer removed it from both), drawn at full opacity
+    so the bands' transparency does not fade it."""
+    return alt.Color("label:N", title=title, sort=order, scale=_colors(order),
+                     legend=alt.Legend(symbolOpacity=1, labelLimit=320))
 
 
 # --------------------------------------------------------------------------- 1. error surface
@@ -117,7 +119,7 @@ def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
         tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                  alt.Tooltip("high:Q", format=".4g")])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=_label_color(order, "inputs", None))
+                                                          color=color)
     rule = alt.Chart(pd.DataFrame({"target": [lab.target_loss]})).mark_rule(strokeDash=[6, 4], color="black").encode(
         y="target:Q", tooltip=[alt.Tooltip("target:Q", title="target loss", format=".3g")])
     layers = ([band] if seeds > 1 else []) + [lines, rule]
@@ -163,7 +165,7 @@ def sweep_chart(curv) -> alt.LayerChart:
         tooltip=["label", alt.Tooltip("lr:Q", format=".3g"), alt.Tooltip("mean:Q", format=".4g"),
                  alt.Tooltip("low:Q", format=".4g"), alt.Tooltip("high:Q", format=".4g"), "n"])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=_label_color(order, "model", None))
+                                                          color=color)
     top = float(curv.bands["high"].max()) * 1.4 if len(curv.bands) else 1.0
     bad = curv.sweep[curv.sweep["status"] == "diverged"].assign(top=top)
     crosses = alt.Chart(bad).mark_point(shape="cross", size=90, filled=True, clip=True).encode(
@@ -202,7 +204,7 @@ def bn_params_chart(bn) -> alt.Chart:
 def bn_curves(bn) -> alt.LayerChart:
     """Smoothed training-mode loss of each batch-norm run against the step (mean over seeds, band)."""
     order = list(bn.summary["label"])
-    color = _label_color(order, "run", alt.Legend(labelLimit=320))
+    color = _label_color(order, "run")
     frame = bn.bands[(bn.bands["mean"] > 0) & (bn.bands["low"] > 0)]
     base = alt.Chart(frame)
     x = alt.X("step:Q", title="step (optimizer update)")
@@ -212,7 +214,7 @@ def bn_curves(bn) -> alt.LayerChart:
         tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                  alt.Tooltip("high:Q", format=".4g")])
     band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=_label_color(order, "run", None))
+                                                          color=color)
     return alt.layer(band, lines).properties(
         width=WIDTH, height=HEIGHT, autosize=PAD,
         title=_title("What training sees: each batch's own statistics", "mean over seeds, band: lowest to highest"))
