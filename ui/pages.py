@@ -29,6 +29,7 @@ DIAGNOSES = (
     PageInfo("app_pages/batch_size.py", "Batch size", ":material/stacks:",
              "Small vs large batches: time per epoch, accuracy, and the sharpness of the minimum reached.",
              "4 Batch and momentum"),
+    PageInfo("app_pages/lr_batch_grid.py", "Rate × batch grid", ":material/grid_on:", "A learning-rate × batch-size grid over seeds: best rate per batch, linear vs square-root scaling, divergence, critical batch size.", "4 with 3: scaling rules"),
     PageInfo("app_pages/scaling.py", "Feature scaling", ":material/straighten:",
              "Raw vs standardized inputs: the error surface's conditioning, and what batch norm does.",
              "5.2 Feature normalization"),
