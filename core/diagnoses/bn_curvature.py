@@ -7,7 +7,7 @@ divides each unit by its batch's standard deviation, so the loss does not change
 feeding a batch-norm layer are multiplied by c > 0, and the curvature along them scales as 1/c^2.
 At the small initial weights it is large, and its quadratic bound 2 / lambda_max on gradient
 descent's rate says little, because each step that overshoots lengthens those weights (the
-gradient is orthogonal to them) and so lowers the curvature.
+gradient is orthogonal to them, up to batch norm's eps) and so lowers the curvature.
 
 The measure used instead is the one the lecture's "easier to train" is about: the largest rate at
 which plain full-batch gradient descent trains without diverging (core.rules, inside
