@@ -14,6 +14,11 @@ def _first_optimizer_step() -> None:
     opt = torch.optim.SGD([param], lr=0.1)
     (param**2).sum().backward()
     opt.step()
+    # The first Hessian-vector product costs ~0.3 s of CPU too (double backward's first use).
+    from core.curvature import hvp
+
+    ones = torch.ones(2, dtype=torch.float64)
+    hvp(lambda t: (t**3).sum(), ones, ones)
 
 
 @st.cache_resource(show_spinner=False)
