@@ -481,3 +481,15 @@ def test_stall_spans_are_the_gradient_stall_pages(scenarios):
         res = run(log)
         page = detect_stalls(log.steps, window=res.window)
         assert page[["start", "end"]].values.tolist() == res.stalls[["start", "end"]].values.tolist(), name
+
+
+def test_doctests_of_the_training_log_modules():
+    import doctest
+
+    import core.diagnoses.run_log
+    import core.probe
+    import core.runlog
+    import core.schedule_fit
+
+    for module in (core.runlog, core.probe, core.schedule_fit, core.diagnoses.run_log):
+        assert doctest.testmod(module).failed == 0, module.__name__

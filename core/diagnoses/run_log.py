@@ -212,14 +212,9 @@ def find_spikes(steps: np.ndarray, values: np.ndarray, z: float = SPIKE_Z, windo
     return _spikes(steps, values, z, window, width)[0]
 
 
-def despiked(values: np.ndarray, z: float = SPIKE_Z) -> np.ndarray:
-    """`values` with every spiking point replaced by the running median around it: what the
-    stall detector smooths, so a spike does not pass for a window where the loss rose."""
-    _, mask, base = _spikes(np.arange(len(values)), values, z)
-    return np.where(mask, base, values) if mask is not None else values
-
-
 def _despike(values: np.ndarray, mask, base) -> np.ndarray:
+    """`values` with every spiking point replaced by the running median around it: what the
+    stall detector reads, so a spike does not pass for a window where the loss rose."""
     return np.where(mask, base, values) if mask is not None else values
 
 
