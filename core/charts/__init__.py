@@ -22,6 +22,11 @@ import pandas as pd
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 WIDTH = 560
 HEIGHT = 300
+# Streamlit's theme sizes a single view with autosize "fit": its `height` is then the whole
+# chart, title, axes and legends included, and the plot shrinks as they grow (issue 17: a bar
+# chart with rotated labels kept a 68 px plot). "fit-x" still fits the column's width but makes
+# `height` the plot's own height.
+PLOT_HEIGHT_KEPT = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 FIELDS_ATTR = "trainscope_fields"  # DataFrame.attrs key: safe field name -> the column's real name
 # A name Vega-Lite and Altair both take verbatim: a letter, then letters, digits, "_" or spaces.
@@ -235,7 +240,8 @@ def bars(frame: pd.DataFrame, x: str, y: str, title: str = "", color: str | None
     )
     if color:
         enc["color"] = _colour(_field(f, color), color, scale=alt.Scale(range=PALETTE))
-    return alt.Chart(data, title=title).mark_bar().encode(**enc).properties(width=WIDTH, height=240)
+    return (alt.Chart(data, title=title).mark_bar().encode(**enc)
+            .properties(width=WIDTH, height=180, autosize=PLOT_HEIGHT_KEPT))
 
 
 def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins: int = 40) -> alt.Chart:
@@ -251,7 +257,7 @@ def histogram(values: np.ndarray, title: str = "", x_title: str = "value", bins:
             y=alt.Y(field="count", type="quantitative", title="count"),
             tooltip=[alt.Tooltip(field=c, type="quantitative") for c in ("bin_start", "bin_end", "count")],
         )
-        .properties(width=WIDTH, height=240)
+        .properties(width=WIDTH, height=180, autosize=PLOT_HEIGHT_KEPT)
     )
 
 
