@@ -8,7 +8,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.charts import HEIGHT, PALETTE, WIDTH, heatmap, markers
+from core.charts import HEIGHT, PALETTE, PLOT_HEIGHT_KEPT, WIDTH, heatmap, markers
 
 RACER_ORDER = ["Gradient descent", "GD + gradient noise", "Curvature step, then GD", "Momentum", "Nesterov", "Adam"]
 _RACER_COLOR = alt.Color("label:N", title="racer", sort=RACER_ORDER,
@@ -28,8 +28,12 @@ def race_map(result, start: str, axis_names: tuple[str, str] = ("x", "y"), size:
     frame = _laps(result, start)
     frame = frame[frame["x"].between(grid["x"].min(), grid["x"].max())
                   & frame["y"].between(grid["y"].min(), grid["y"].max())]
+    # The racers' legend goes under the map: beside the loss colour bar it ran past the chart's
+    # bottom and lost its last racer (issue 17).
+    color = _RACER_COLOR.copy()
+    color.legend = alt.Legend(orient="bottom", columns=3, labelLimit=260)
     path = alt.Chart(frame).encode(
-        x="x:Q", y="y:Q", order="step:Q", color=_RACER_COLOR, detail="label:N",
+        x="x:Q", y="y:Q", order="step:Q", color=color, detail="label:N",
         tooltip=["label", "step", alt.Tooltip("x:Q", format=".4f"), alt.Tooltip("y:Q", format=".4f"),
                  alt.Tooltip("loss:Q", format=".4f")],
     )
@@ -86,9 +90,11 @@ def escape_bars(result, start: str) -> alt.Chart:
     return (
         alt.Chart(table, title=f"Steps to escape, from {_start_words(start)}")
         .mark_bar()
-        .encode(y=alt.Y("label:N", title=None, sort=RACER_ORDER), x=alt.X("steps_to_escape:Q", title="steps to escape"),
+        .encode(y=alt.Y("label:N", title=None, sort=RACER_ORDER, axis=alt.Axis(labelLimit=220)),
+                x=alt.X("steps_to_escape:Q", title="steps to escape"),
                 color=_RACER_COLOR, tooltip=["label", "steps_to_escape", "escaped"])
-        .properties(width=WIDTH, height=180)
+        # A 180 px chart fitted by Streamlit kept a 61 px plot: every other racer's name was hidden.
+        .properties(width=WIDTH, height=200, autosize=PLOT_HEIGHT_KEPT)
     )
 
 
