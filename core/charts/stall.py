@@ -5,7 +5,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core.charts import PALETTE, WIDTH, heatmap
+from core.charts import PALETTE, PLOT_HEIGHT_KEPT, WIDTH, heatmap
 
 LECTURE_SECTION = "2.2.2"
 
@@ -87,7 +87,7 @@ def spectrum_chart(result, point: str) -> alt.Chart:
         y2=alt.datum(0),
         color=alt.Color("sign:N", title="sign", scale=SIGN_COLORS),
         tooltip=["sign", alt.Tooltip("bin_start:Q", format=".3g"), alt.Tooltip("bin_end:Q", format=".3g"), "count"],
-    ).properties(width=WIDTH, height=240)
+    ).properties(width=WIDTH, height=200, autosize=PLOT_HEIGHT_KEPT)  # fitted into 240 px, the plot kept 121
 
 
 def escape_chart(result) -> alt.Chart:
@@ -102,7 +102,7 @@ def escape_chart(result) -> alt.Chart:
         strokeDash=alt.StrokeDash("curve:N", title="curve", scale=alt.Scale(
             domain=["loss along u", "quadratic model"], range=[[1, 0], [5, 4]])),
         tooltip=["point", "curve", alt.Tooltip("t:Q", format=".3f"), alt.Tooltip("value:Q", format=".5g")],
-    ).properties(width=WIDTH, height=260)
+    ).properties(width=WIDTH, height=220, autosize=PLOT_HEIGHT_KEPT)
 
 
 def toy_chart(cells: pd.DataFrame, marks: pd.DataFrame, valley: pd.DataFrame, point) -> alt.LayerChart:
