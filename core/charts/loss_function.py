@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.charts import HEIGHT, PALETTE, WIDTH, heatmap, markers
+from core.charts import HEIGHT, PALETTE, PLOT_HEIGHT_KEPT, WIDTH, heatmap, markers
 
 RUN_ORDER = ["cross-entropy", "softmax + MSE", "raw outputs + MSE"]
 _RUN_COLOR = alt.Color("run:N", title="loss", sort=RUN_ORDER, scale=alt.Scale(domain=RUN_ORDER, range=PALETTE[:3]))
@@ -42,7 +42,9 @@ def training_curves(result, column: str) -> alt.Chart | alt.LayerChart:
     scale = alt.Scale(type="log") if log else alt.Scale(domain=[0, 1])
     color = _run_color(frame["label"])
     seeds = int(result.summary["seeds"].max()) if len(result.summary) else 1
-    base = alt.Chart(frame, title=title + (f" (mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""))
+    # The seeds go in a subtitle: on one line with the title they ran past a half-width chart's edge.
+    base = alt.Chart(frame, title=alt.Title(title, subtitle=f"mean of {seeds} seeds, band: min to max")
+                     if seeds > 1 else title)
     x = alt.X("step:Q", title="step (full-batch update)")
     lines = base.mark_line(clip=True).encode(
         x=x, y=alt.Y("mean:Q", title=y_title, scale=scale), color=color,
@@ -92,7 +94,8 @@ def path_probability(result) -> alt.Chart:
             tooltip=["loss function", "step", alt.Tooltip("p_correct:Q", format=".4g"),
                      alt.Tooltip("grad_norm:Q", format=".2g")],
         )
-        .properties(width=WIDTH, height=240)
+        # Fitted into 240 px the plot kept 95 px and the long y title pushed the title off the top.
+        .properties(width=WIDTH, height=200, autosize=PLOT_HEIGHT_KEPT)
     )
 
 
