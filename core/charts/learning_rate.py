@@ -9,7 +9,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core.charts import HEIGHT, PALETTE, WIDTH, curves, heatmap, markers
+from core.charts import HEIGHT, PALETTE, PLOT_HEIGHT_KEPT, WIDTH, curves, heatmap, markers
 
 _MARK_COLORS = {"valley": "#D55E00", "steepest": "#009E73", "stop (fastai rule)": "#555555"}
 # Streamlit fits a chart's whole height (title and axes included) into its `height`: 360 leaves a
@@ -197,8 +197,9 @@ def surface_map(result) -> alt.LayerChart:
     start = result.paths[result.paths["step"] == 0].iloc[:1]
     marks = pd.DataFrame({"x": [x0, float(start["x"].iloc[0])], "y": [y0, float(start["y"].iloc[0])],
                           "label": ["minimum", "start"]})
-    return alt.layer(heat, path, markers(marks)).resolve_scale(color="independent").configure_legend(
-        gradientLength=200)
+    # The map keeps its own height: fitted into it, the legends below left a 124 px plot (issue 17).
+    return alt.layer(heat, path, markers(marks)).resolve_scale(color="independent").properties(
+        autosize=PLOT_HEIGHT_KEPT).configure_legend(gradientLength=200)
 
 
 def surface_loss_chart(result, min_loss: float) -> alt.Chart:
