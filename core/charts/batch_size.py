@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core.charts import HEIGHT, PALETTE
+from core.charts import HEIGHT, PALETTE, PLOT_HEIGHT_KEPT
 
 PLOT = HEIGHT - 60  # plot-area height of every panel (>= 150 px, with room for titles and legends)
 PANEL = 330  # width of one panel when two sit side by side
@@ -152,8 +152,9 @@ def curves_chart(result) -> alt.Chart:
     ).properties(
         width=2 * PANEL, height=PLOT, title="Training loss along the runs (one line per seed)", name="curves",
         # Streamlit fits a single view's title, axes and legend into `height` ("fit"), which squashed
-        # the plot to a sliver (issue 17); "pad" keeps the plot area at PLOT pixels.
-        autosize=alt.AutoSizeParams(type="pad", contains="padding"),
+        # the plot to a sliver (issue 17); "fit-x" keeps the plot area at PLOT pixels and the width
+        # within the column ("pad" let Streamlit's column width plus the axis overflow the column).
+        autosize=PLOT_HEIGHT_KEPT,
     )
 
 
