@@ -79,6 +79,23 @@ NOISE_FACTOR = 2
 # Lanczos keeps every basis vector (full reorthogonalization): at most this many of them.
 LANCZOS_MAXITER = 300
 
+# What limits the default's speed (issue 16 asked for both ends to 5e-4 within 2x the time of a
+# PyHessian-style top-1 power iteration; bench/curvature.py measures it in one run). On its
+# 26k-parameter digits MLP lambda_min is -0.0029, 1% of a 0.32-wide spectrum and 2.8e-4 below
+# the next eigenvalue: the smallest Ritz value of the Krylov space (the least Rayleigh quotient
+# any single-vector method can reach with that many products from that start) gets within 5e-4
+# of it only after 60 products (54 and 76 from two other seeds), against the power iteration's
+# 15 for lambda_max alone, so no stopping rule beats ~3.5x there; the default spends 71 float32
+# and 2 float64 products (4-5.6x on the loaded box). Tried and dropped: block Lanczos needs
+# fewer passes but more products (block 2: 48 passes, 96 products; block 8: 25 and 200), and on
+# one CPU thread one batched call of 8 HVPs (autograd's is_grads_batched) cost 1.2x eight single
+# calls (vmap of jvp(grad) more), so a block product costs its products; LOBPCG was far slower;
+# starts from a half- or quarter-data Hessian's Ritz vectors still needed 62-67 full products
+# after the subsample's (its lambda_min, about -0.007, belongs to another matrix); |theta|-scaled,
+# Rademacher or gradient-mixed starts took 51-69 (two seeds), no better than the seeds' spread.
+# Only where a batched block product costs about one product (a launch-bound GPU; not measured)
+# could block 8 approach the target: 25 passes against 15.
+
 # Default HVP implementation, chosen by measurement (1 torch thread, float64, tanh MLPs on all
 # 1,797 sklearn digits, best time of one HVP; bench/curvature.py prints these figures):
 #                                 torch.func jvp(grad)  double backward  double, graph reused
