@@ -240,3 +240,11 @@ def test_an_unreachable_ray_cluster_is_a_plain_error_not_a_hang(monkeypatch):
     with pytest.raises(BackendError, match="Nothing answers at 127.0.0.1:1"):
         run_sweep(small_grid()[:1])
     assert not ray.is_initialized()
+
+
+def test_module_example_runs():
+    import doctest
+
+    import core.sweep
+
+    assert doctest.testmod(core.sweep).failed == 0
