@@ -182,11 +182,55 @@ def _flat_beyond_noise(raw: np.ndarray, level: float, window: int, rel_eps: floa
     return -slope * window / scale + NOISE_MULTIPLE * se * window / scale < rel_eps
 
 
-def gradient_collapsed(window_grad_median: float, early_grad: float) -> bool:
+def gradient_level(grad, width: int) -> float:
+    """The run's gradient level, the yardstick of "the gradient collapsed": the highest median
+    |g| over consecutive stretches of `width` records (a peak one noisy record cannot make).
+    Not the first window's level: a run that sits on a saddle plateau from step 0 has its small
+    gradient there, and only the later escape shows what a normal gradient is for it.
+
+    >>> gradient_level(np.r_[np.full(50, 1e-3), np.ones(50), [100.0]], 10)
+    1.0
+    """
+    g = np.asarray(grad, dtype=float)
+    g = g[np.isfinite(g)]
+    if not len(g):
+        return float("nan")
+    width = max(1, min(int(width), len(g)))
+    n = len(g) // width * width
+    blocks = np.median(g[:n].reshape(-1, width), axis=1)
+    # The records past the last whole stretch are judged with the stretch's worth before them.
+    tail = np.median(g[-width:]) if n < len(g) else -np.inf
+    return float(max(blocks.max(), tail))
+
+
+def gradient_collapsed(window_grad_median: float, level: float) -> bool:
     """Log-only evidence of a critical point: the gradient norm in a stall fell below
-    GRADIENT_COLLAPSE of its early level (the median |g| of the run's first window)."""
-    return bool(math.isfinite(window_grad_median) and math.isfinite(early_grad)
-                and window_grad_median <= GRADIENT_COLLAPSE * early_grad)
+    GRADIENT_COLLAPSE of the run's gradient level (`gradient_level`)."""
+    return bool(math.isfinite(window_grad_median) and math.isfinite(level)
+                and window_grad_median <= GRADIENT_COLLAPSE * level)
+
+
+STALL_KINDS = ("critical point", "oscillation", "unclear", "plateau")
+
+
+def stall_kind(grad_median: float, level: float, cos_mean: float = float("nan"),
+               eig_min: float = float("nan"), eig_max: float = float("nan"), loss_scale: float = 1.0) -> str:
+    """The kind of a stall, the same on every page (one of STALL_KINDS):
+    - "plateau" when no gradient norm is known (a log without one: log it to tell the kinds apart);
+    - with curvature known, "critical point" when critical_test passes, else "oscillation";
+    - else "critical point" when the gradient collapsed (gradient_collapsed against `level`);
+    - else, with the gradient cosine known, "oscillation" when it oscillates, "unclear" when not;
+    - else "oscillation": the gradient is not small, so the step, not a critical point, stalls it.
+    """
+    if not math.isfinite(grad_median):
+        return "plateau"
+    if math.isfinite(eig_min) and math.isfinite(eig_max):
+        return "critical point" if critical_test(grad_median, eig_min, eig_max, loss_scale).critical else "oscillation"
+    if gradient_collapsed(grad_median, level):
+        return "critical point"
+    if math.isfinite(cos_mean):
+        return "oscillation" if oscillating(cos_mean) else "unclear"
+    return "oscillation"
 
 
 def oscillating(cos_mean: float) -> bool:

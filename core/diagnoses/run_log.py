@@ -50,7 +50,8 @@ from core.diagnoses.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
 from core.diagnoses.stall import CRITICAL, OSCILLATION, UNCLEAR
 from core.rules import (
-    Divergence, critical_test, find_divergence, gradient_collapsed, oscillating, smooth, stall_spans,
+    Divergence, critical_test, find_divergence, gradient_collapsed, gradient_level, oscillating, smooth,
+    stall_kind, stall_spans,
 )
 from core.runlog import TrainingLog
 from core.schedule_fit import FittedSchedule, fit_schedule
@@ -411,15 +412,8 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
 
 
 def _grad_level(grad: np.ndarray, width: int) -> float:
-    """The run's gradient level: the highest median |g| over consecutive stretches of `width`
-    logged points (a peak that one noisy point cannot make)."""
-    g = grad[np.isfinite(grad)]
-    if not len(g):
-        return float("nan")
-    width = max(1, min(width, len(g)))
-    n = len(g) // width * width
-    blocks = np.median(g[:n].reshape(-1, width), axis=1)
-    return float(max(blocks.max(), np.median(g[n:]) if n < len(g) else -np.inf))
+    """The run's gradient level (core.rules.gradient_level)."""
+    return gradient_level(grad, width)
 
 
 def _stalls(step, loss, smoothed, grad, cos, lr, window, rel_eps, has_grad, grad_level, curv) -> pd.DataFrame:
@@ -447,16 +441,8 @@ def _stalls(step, loss, smoothed, grad, cos, lr, window, rel_eps, has_grad, grad
             inside = curv[(curv[:, 0] >= step[a]) & (curv[:, 0] <= step[b])]
             if len(inside):
                 eig_min, eig_max = float(np.median(inside[:, 1])), float(np.median(inside[:, 2]))
-        if not has_grad or not math.isfinite(g_med):
-            kind = PLATEAU
-        elif math.isfinite(eig_min):  # curvature logged: the problem's own scale decides
-            kind = CRITICAL if critical_test(g_med, eig_min, eig_max, loss_scale=float(loss[0])).critical else OSCILLATION
-        elif gradient_collapsed(g_med, grad_level):
-            kind = CRITICAL
-        elif math.isfinite(cos_mean):
-            kind = OSCILLATION if oscillating(cos_mean) else UNCLEAR
-        else:
-            kind = OSCILLATION
+        kind = stall_kind(g_med if has_grad else float("nan"), grad_level, cos_mean, eig_min, eig_max,
+                          loss_scale=float(loss[0]))
         l = lr[a : b + 1]
         l = l[np.isfinite(l)]
         rows.append(dict(

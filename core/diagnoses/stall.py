@@ -42,7 +42,8 @@ from core.diagnoses.words import capital, divergence_sentence, num, pct, step_ra
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
 from core.rules import (
-    CRITICAL_GAIN, CriticalTest, Divergence, critical_test, gradient_collapsed, oscillating, smooth, stall_spans,
+    CRITICAL_GAIN, CriticalTest, Divergence, critical_test, gradient_collapsed, gradient_level, oscillating, smooth,
+    stall_kind, stall_spans,
 )
 from core.runs import on_device, prepare_split, run_model, subsample_rows
 from core.train import OPTIMIZERS, TrainConfig, make_loss, set_flat_params, validate_config
@@ -160,7 +161,7 @@ class Stall:
     loss_start: float  # smoothed loss at the start and end of the span
     loss_end: float
     grad_median: float  # median per-step gradient norm inside the span
-    grad_early: float  # median gradient norm of the run's first window (the log rules' yardstick)
+    grad_early: float  # the run's gradient level (core.rules.gradient_level: the log rules' yardstick)
     cos_mean: float  # mean cosine of successive gradients inside the span (NaN if not recorded)
     point: Point | None = None  # the snapshot judged with curvature, if any
 
@@ -275,7 +276,7 @@ def detect_stalls(steps: pd.DataFrame, window: int = 100, rel_eps: float = 0.01)
     the median step spacing). A stall is core.rules.stall_spans of the loss smoothed over a tenth
     of a window: a stretch that fell by less than `rel_eps` per window (a falling loss is never a
     stall). Its kind: CRITICAL when the median gradient norm inside it collapsed
-    (core.rules.gradient_collapsed against the first window's median), else OSCILLATION when
+    (core.rules.stall_kind: gradient_collapsed against core.rules.gradient_level), else OSCILLATION when
     successive gradients point against each other (core.rules.oscillating), else UNCLEAR.
     Returns one row per stall with DETECT_COLUMNS (start and end are `step` values).
 
@@ -300,14 +301,14 @@ def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
     cos = frame["grad_cos"].to_numpy(dtype=float) if "grad_cos" in frame else nan
     rows = _window_rows(step, window)
     s = smooth(loss, max(1, rows // 10))
-    early = _median(grads[: rows + 1])
+    early = gradient_level(grads, rows)  # the run's gradient level: the log rules' yardstick
     spans = stall_spans(s, rows, rel_eps, raw=loss)
     out = []
     for i, (a, b) in enumerate(spans, start=1):
         g = _median(grads[a: b + 1])
         c = cos[a: b + 1]
         c = float(c[np.isfinite(c)].mean()) if np.isfinite(c).any() else float("nan")
-        kind = CRITICAL if gradient_collapsed(g, early) else OSCILLATION if oscillating(c) else UNCLEAR
+        kind = stall_kind(g, early, c)
         out.append(Stall(f"S{i}", int(step[a]), int(step[b]), kind, "log", float(s[a]), float(s[b]), g, early, c))
     return out
 
@@ -350,7 +351,7 @@ def display_stalls(stalls: pd.DataFrame) -> pd.DataFrame:
         "loss start → end": [f"{num(a, 4)} → {num(b, 4)}" for a, b in zip(stalls["loss_start"], stalls["loss_end"])],
         "fall (− = rise)": [pct(x) for x in stalls["rel_drop"]],
         "median |g|": [fmt(x) for x in stalls["grad_median"]],
-        "|g| / first-window |g|": [fmt(x) for x in stalls["grad_ratio"]],
+        "|g| / the run's |g| level": [fmt(x) for x in stalls["grad_ratio"]],
         "gradient cosine": [fmt(x) for x in stalls["cos_mean"]],
         "Hessian says": stalls["point_kind"],
         "λ_min": [fmt(x) for x in stalls["eig_min"]], "λ_max": [fmt(x) for x in stalls["eig_max"]],
@@ -702,7 +703,7 @@ def _stall_sentence(s: Stall, f: Findings) -> str:
         return text
     if s.kind == CRITICAL:
         return (f"at {_span(s)}: the gradient collapsed (median |g| = {num(s.grad_median)}, "
-                f"{pct(s.grad_median / s.grad_early)} of its first-window level), the log rule for a critical point; "
+                f"{pct(s.grad_median / s.grad_early)} of the run's gradient level), the log rule for a critical point; "
                 "the Hessian was not computed for this stall.")
     if s.kind == OSCILLATION:
         if p is not None:

@@ -33,10 +33,18 @@ def num(x: float, digits: int = 3) -> str:
 
 
 def pct(share: float, digits: int = 2) -> str:
-    """A share as a percentage with `digits` significant digits: 0.0012 -> '0.12%'."""
+    """A share as a percentage with `digits` significant digits: 0.0012 -> '0.12%'.
+
+    >>> pct(0.0012), pct(0.999), pct(0.25), pct(12.5)
+    ('0.12%', '100%', '25%', '1250%')
+    """
     if share is None or not math.isfinite(share):
         return "n/a"
-    return f"{100 * share:.{digits}g}%"
+    value = 100 * share
+    if abs(value) >= 1:  # fixed decimals: 99.9% must not read "1e+02%"
+        whole = len(str(int(abs(value))))
+        return f"{value:.{max(0, digits - whole)}f}%"
+    return f"{value:.{digits}g}%"
 
 
 def times(a: float, b: float) -> str:
