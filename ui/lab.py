@@ -47,7 +47,8 @@ DEVICE_WORDS = {"auto": "auto (fastest for the model)", "cpu": "CPU", "cuda": "C
 def _device_control() -> str:
     """The device choice (only what this machine has) and a line saying what runs where."""
     choices = available_devices()
-    device = st.selectbox("Device", choices, format_func=DEVICE_WORDS.get, **bound("lab_device"),
+    device = st.selectbox("Device", choices, format_func=DEVICE_WORDS.get,
+                          **bound("lab_device", choices, DEVICE_WORDS.get),
                           help="auto trains on a GPU only when the model and batch are large enough to gain "
                                "from it: the small models here train as fast on one CPU thread.")
     if device == "auto":
@@ -71,11 +72,10 @@ def leave_out(column: str) -> None:
 
 
 def _data_controls() -> DataSpec:
-    choice = st.selectbox(
-        "Dataset", (*BUILTIN_DATASETS, UPLOAD), **bound("lab_dataset"),
-        format_func=lambda n: n if n == UPLOAD else n.replace("_", " "),
-        help="A built-in dataset, or your own CSV file.",
-    )
+    datasets = (*BUILTIN_DATASETS, UPLOAD)
+    shown = lambda n: n if n == UPLOAD else n.replace("_", " ")  # noqa: E731
+    choice = st.selectbox("Dataset", datasets, format_func=shown, **bound("lab_dataset", datasets, shown),
+                          help="A built-in dataset, or your own CSV file.")
     if choice != UPLOAD:
         forget_upload()
         st.caption(BUILTIN_DESCRIPTIONS.get(choice, ""))
