@@ -44,7 +44,8 @@ with st.form("batch_size_form"):
              "order. Three keep the page quick; five or more let smaller differences show.",
     )
     budget = middle.radio(
-        "Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True, **bound("batch_size_budget"),
+        "Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True,
+        **bound("batch_size_budget", BUDGETS, BUDGETS.get),
         help="Same updates: every size takes the same number of steps. Same epochs: every size sees the data "
              "equally often (large batches then take fewer steps).",
     )

@@ -128,7 +128,8 @@ with tab_preview:
                "schedule warm up). Schedules here are pure functions of the step; the code is torch's twin.")
     c1, c2, c3 = st.columns([3, 1, 1])
     names = c1.multiselect("Schedules", list(SCHEDULES), ["constant", "step", "warmup_cosine", "one_cycle"],
-                           format_func=lambda n: SCHEDULES[n].label, **bound(f"{PAGE}_pv_names"))
+                           format_func=lambda n: SCHEDULES[n].label,
+                           **bound(f"{PAGE}_pv_names", SCHEDULES, lambda n: SCHEDULES[n].label, many=True))
     total = int(c2.number_input("Total steps", 2, lr_preview.MAX_STEPS, 1000, step=100, **bound(f"{PAGE}_pv_total")))
     with c3:
         base = rate_input("Base rate", 0.1, "pv_base")
@@ -201,10 +202,12 @@ with tab_adaptive:
     st.subheader("torch's optimizers on a surface")
     c1, c2, c3, c4 = st.columns(4)
     surface = c1.selectbox("Surface", list(lr_surfaces.SURFACE_RATES), format_func=lambda k: SURFACES[k].label,
-                           index=list(lr_surfaces.SURFACE_RATES).index("flat_then_steep"), **bound(f"{PAGE}_sf_surface"))
+                           index=list(lr_surfaces.SURFACE_RATES).index("flat_then_steep"),
+                           **bound(f"{PAGE}_sf_surface", lr_surfaces.SURFACE_RATES, lambda k: SURFACES[k].label))
     sf_steps = int(c2.number_input("Steps", 10, lr_surfaces.MAX_STEPS, 150, step=50, **bound(f"{PAGE}_sf_steps")))
     demo = c3.selectbox("Twins with warmup and decay", lr_surfaces.OPTIMIZERS, index=2,
-                        format_func=lr_surfaces.LABELS.get, **bound(f"{PAGE}_sf_demo"))
+                        format_func=lr_surfaces.LABELS.get,
+                        **bound(f"{PAGE}_sf_demo", lr_surfaces.OPTIMIZERS, lr_surfaces.LABELS.get))
     warm = c4.slider("Warmup share", 0.05, 0.5, 0.1, 0.05, **bound(f"{PAGE}_sf_warm"))
     rates = {}
     with st.expander("Rate per optimizer on this surface"):
@@ -241,7 +244,8 @@ with tab_adaptive:
         "cannot burst. A *burst* is a step over 2x the rate after 50 steps whose median step was 10x smaller.")
     c1, c2, c3 = st.columns(3)
     bu_surface = c1.selectbox("Surface ", list(SURFACES), index=list(SURFACES).index("elongated"),
-                              format_func=lambda k: SURFACES[k].label, **bound(f"{PAGE}_bu_surface"))
+                              format_func=lambda k: SURFACES[k].label,
+                              **bound(f"{PAGE}_bu_surface", SURFACES, lambda k: SURFACES[k].label))
     with c2:
         bu_lr = rate_input("Rate", 0.3, "bu_lr")
     bu_steps = int(c3.number_input("Steps ", lr_burst.BURST_QUIET + 1, lr_burst.MAX_STEPS, 4000, step=500,

@@ -28,7 +28,8 @@ st.markdown(
 )
 
 setup = current_setup()
-ground = st.selectbox("Ground", list(GROUNDS), format_func=GROUNDS.get, **bound("saddle_surface"))
+ground = st.selectbox("Ground", list(GROUNDS), format_func=GROUNDS.get,
+                      **bound("saddle_surface", GROUNDS, GROUNDS.get))
 if ground == NETWORK:
     show_data_checks(setup, key=PAGE)
     st.caption(f"The lab model ({escape_markdown(setup.describe())}) with its last hidden layer and output weights zeroed and "
@@ -82,9 +83,9 @@ if result is not None:
     # File names carry the chart's own inputs: the surface (seeded push and noise), or the lab data.
     race_data = FROM_LAB if ground == NETWORK else SURFACES[ground].label
     st.subheader("The race")
-    start = st.radio("Show the race from", ["pushed", "exact"], horizontal=True, **bound("saddle_view"),
-                     format_func={"pushed": f"pushed {config.epsilon:g} off the saddle",
-                                  "exact": "exactly the saddle"}.get)
+    views = {"pushed": f"pushed {config.epsilon:g} off the saddle", "exact": "exactly the saddle"}
+    start = st.radio("Show the race from", list(views), horizontal=True, format_func=views.get,
+                     **bound("saddle_view", views, views.get))
     if result.grid is not None:
         show_chart(lambda: race_map(result, start, SURFACES[ground].axis_names), PAGE, f"paths_{start}", dataset=race_data,
                    memo=(setup, config, start))

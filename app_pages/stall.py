@@ -30,7 +30,8 @@ st.markdown(
 )
 
 setup = current_setup()
-source = st.radio("What to train", list(SOURCES), format_func=SOURCES.get, horizontal=True, **bound("stall_source"))
+source = st.radio("What to train", list(SOURCES), format_func=SOURCES.get, horizontal=True,
+                  **bound("stall_source", SOURCES, SOURCES.get))
 scenario = source == "scenario"
 if not scenario:
     show_data_checks(setup, key=PAGE)
