@@ -152,19 +152,19 @@ def settle(page) -> None:
     raise AssertionError(f"the page kept changing: {last}")
 
 
-def measure_visible(page, where: str) -> tuple[int, list[str]]:
-    """Check every visible chart; returns how many were checked and the problems found."""
+def measure_visible(page, where: str) -> tuple[list[str], list[str]]:
+    """Check every visible chart; returns the titles of the charts checked and the problems found."""
     charts = page.locator('[data-testid="stVegaLiteChart"]')
-    checked, problems = 0, []
+    titles, problems = [], []
     for i in range(charts.count()):
         chart = charts.nth(i)
         if not chart.is_visible():  # a closed tab or expander: visited on its own
             continue
-        checked += 1
         m = chart.evaluate(MEASURE)
-        title = next((t["text"] for t in m["titles"]), f"chart {i + 1}")
+        title = " / ".join(t["text"] for t in m["titles"]) or f"chart {i + 1}"
+        titles.append(title)
         problems += [f"{where}: {title!r}: {p}" for p in chart_problems(m)]
-    return checked, problems
+    return titles, problems
 
 
 def _slug(path: str) -> str:
@@ -175,19 +175,21 @@ def _slug(path: str) -> str:
 # run small. A page added later without an entry here is opened with its defaults.
 PRESS = {"lr_batch_grid": ("Run the grid", "lr_batch_grid_n_rates=3&lr_batch_grid_seeds=1&lr_batch_grid_updates=60")}
 
-# Each case: (id, address after the app's URL, a button to press first or None).
-CASES = [("home", "", None)] + [
-    (slug, slug + ("?" + PRESS[slug][1] if slug in PRESS else ""), PRESS.get(slug, (None,))[0])
+# Each case: (id, address after the app's URL, a button to press first or None, words a chart
+# title must contain: the opt-in section really opened).
+CASES = [("home", "", None, "")] + [
+    (slug, slug + ("?" + PRESS[slug][1] if slug in PRESS else ""), PRESS.get(slug, (None,))[0], "")
     for slug in map(_slug, (p.path for p in DIAGNOSES))
 ] + [
     # Opt-in sections switched on through their URL parameters: the stall page's built-in scenario
     # (its saddle brings the escape-direction chart) and its minimum-ratio experiment made small
     # (two widths x two seeds instead of tens of seconds), the race from exactly the saddle, and the
     # classes-as-numbers demonstration.
-    ("stall_scenario", "stall?stall_source=scenario", None),
-    ("stall_minimum_ratio", "stall?stall_mr_run=true&stall_mr_seeds=2&stall_mr_widths=2&stall_mr_widths=4", None),
-    ("saddle_exact", "saddle?saddle_view=exact", None),
-    ("loss_function_codes", "loss_function?loss_function_codes=true", None),
+    ("stall_scenario", "stall?stall_source=scenario", None, "escape direction"),
+    ("stall_minimum_ratio", "stall?stall_mr_run=true&stall_mr_seeds=2&stall_mr_widths=2&stall_mr_widths=4", None,
+     "Minimum ratio vs training loss"),
+    ("saddle_exact", "saddle?saddle_view=exact", None, "Steps to escape, from exactly the saddle"),
+    ("loss_function_codes", "loss_function?loss_function_codes=true", None, "classes coded as numbers"),
 ]
 
 
@@ -197,8 +199,8 @@ def _param(case):
     return pytest.param(*case, id=case_id, marks=marks)
 
 
-@pytest.mark.parametrize(("case_id", "address", "press"), [_param(c) for c in CASES])
-def test_every_chart_has_a_tall_plot_drawn_marks_and_whole_titles(page, app_url, case_id, address, press):
+@pytest.mark.parametrize(("case_id", "address", "press", "must_show"), [_param(c) for c in CASES])
+def test_every_chart_has_a_tall_plot_drawn_marks_and_whole_titles(page, app_url, case_id, address, press, must_show):
     page.set_viewport_size(VIEWPORT)
     page.goto(f"{app_url}/{address}")
     expect(page.get_by_role("heading", level=1).first).to_be_visible(timeout=60_000)
@@ -207,7 +209,7 @@ def test_every_chart_has_a_tall_plot_drawn_marks_and_whole_titles(page, app_url,
         page.get_by_role("button", name=press, exact=True).click()
         settle(page)
     assert page.get_by_test_id("stException").count() == 0, f"{case_id}: the page shows an exception"
-    checked, problems = measure_visible(page, case_id)
+    titles, problems = measure_visible(page, case_id)
     tabs = page.get_by_test_id("stMain").get_by_role("tab")
     for i in range(1, tabs.count()):  # the first tab is open already
         name = tabs.nth(i).inner_text()
@@ -215,9 +217,10 @@ def test_every_chart_has_a_tall_plot_drawn_marks_and_whole_titles(page, app_url,
         settle(page)
         more, found = measure_visible(page, f"{case_id} / {name}")
         assert more, f"{case_id}: the tab {name!r} shows no chart"
-        checked += more
+        titles += more
         problems += found
-    assert checked, f"{case_id}: no chart was shown"
+    assert titles, f"{case_id}: no chart was shown"
+    assert any(must_show in t for t in titles), f"{case_id}: no chart titled '...{must_show}...' among {titles}"
     assert not problems, "\n".join(problems)
 
 
