@@ -21,7 +21,7 @@ def _first_optimizer_step() -> None:
     hvp(lambda t: (t**3).sum(), ones, ones)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=1)  # one thread per process: no arguments
 def start_warmup() -> threading.Thread:
     """Start (once per process) a daemon thread that runs a throwaway optimizer step."""
     thread = threading.Thread(target=_first_optimizer_step, name="trainscope-warmup", daemon=True)
