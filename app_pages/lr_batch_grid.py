@@ -128,6 +128,10 @@ for note in result.notes:
 
 st.subheader("The grid")
 show_chart(lambda: heatmap_chart(result), PAGE, "grid", memo=memo)
+st.caption("Solid outline: the best rate of each batch size among the cells where every seed trained; dashed: the "
+           "rates whose cell is not clearly worse (Welch's t-test across seeds). Grey: at least one seed diverged "
+           "(loss past 10x its start, or NaN) or a trial failed; the note says how many, and the number is the mean "
+           "of the seeds that trained.")
 if config.measure != "val_metric":
     show_chart(lambda: heatmap_chart(result, which="metric"), PAGE, "grid metric", memo=memo)
 

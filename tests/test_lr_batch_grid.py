@@ -16,8 +16,8 @@ import core.diagnoses.lr_batch_grid as grid_mod
 import core.sweep as sweep
 from core.data import load_builtin
 from core.diagnoses.lr_batch_grid import (
-    FULL, Config, best_rates, cell_frame, decide_critical, decide_scaling, errors_table, estimated_seconds,
-    make_verdict, plan, run, trial_frame, boundary,
+    FULL, Config, best_rates, boundary, cell_frame, decide_critical, decide_scaling, errors_table,
+    estimated_seconds, make_verdict, plan, run,
 )
 from core.lab import DataSpec, LabSetup
 from core.models import ModelSpec
@@ -126,7 +126,8 @@ def test_divergence_boundary_and_unstable_cells_are_never_best():
     status = cells.set_index(["batch_size", "lr"])["status"]
     assert status[(64, 0.32)] == "unstable" and status[(8, 0.16)] == "diverged" and status[(8, 0.08)] == "ok"
     text = make_verdict(_findings(frame)).text
-    assert "batch 8 from rate 0.16 (every seed)" in text and "batch 64 from rate 0.32 (some seeds)" in text
+    assert "from rate 0.16 in every seed for batch 8" in text
+    assert "from rate 0.32 in some seeds (never in all) for batch 64" in text
 
 
 def test_all_diverged_batch_has_no_best():
@@ -316,7 +317,7 @@ def test_charts_are_tall_enough_and_read_only_plain_fields():
     res = run(load_builtin("moons", n_samples=200), MOONS, SMALL)
     for chart in (heatmap_chart(res), heatmap_chart(res, which="metric"), trace_chart(res)):
         spec = chart.to_dict()
-        assert spec["autosize"]["type"] == "pad" and spec["height"] >= 150 and spec.get("title")
+        assert spec["autosize"]["type"] == "fit-x" and spec["height"] >= 150 and spec.get("title")
         fields = {e.get("field") for layer in spec["layer"] for e in layer.get("encoding", {}).values()
                   if isinstance(e, dict)}
         assert all(f is None or f.replace("_", "").isalnum() for f in fields), fields
@@ -352,11 +353,11 @@ def test_page_is_opt_in_then_shows_verdict_charts_and_tables():
     at.button(key="lr_batch_grid_run").click().run()
     assert not at.exception, at.exception
     boxes = [plain(b.value) for b in list(at.success) + list(at.info) + list(at.warning)]
-    assert any("Best learning rate per batch size" in b for b in boxes)
+    assert any("Best learning rate by mean validation loss over 2 seeds" in b for b in boxes)
     assert len(at.get("vega_lite_chart")) == 3
     table = at.dataframe[0].value
     assert list(table["batch size"]) == ["16", "320 (full)"]
-    assert any(m.label == "Trained on" and m.value == "in this process" for m in at.metric)
+    assert any(m.label == "Trained on" and m.value == "in-process" for m in at.metric)
     # A rerun (any widget) keeps the result: served from the cache, still shown.
     at.run()
     assert len(at.get("vega_lite_chart")) == 3 and not at.exception
@@ -371,3 +372,25 @@ def test_page_refuses_a_too_heavy_grid_before_training():
     assert not at.exception
     assert "would take about" in plain(at.error[0].value)
     assert not at.get("vega_lite_chart")
+
+
+def _csv() -> bytes:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=120)
+    return ("a,b,c,target\n" + "".join(f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{t:.4f}\n" for r, t in zip(X, y))).encode()
+
+
+def test_page_with_an_uploaded_regression_csv_shows_its_name_literally():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value(("my *lin* [x](y).csv", _csv(), "text/csv")).run()
+    at.switch_page(PAGE).run()
+    _small_form(at)
+    at.button(key="lr_batch_grid_run").click().run()
+    assert not at.exception, at.exception
+    boxes = [plain(b.value) for b in list(at.success) + list(at.info) + list(at.warning)]
+    assert any("Best learning rate by mean validation loss" in b for b in boxes)
+    assert len(at.get("vega_lite_chart")) == 3  # loss, R^2 and the best-rate trace
+    caption = next(c.value for c in at.main.caption if "best by" in c.value)
+    assert "\\*lin\\*" in caption and "\\[x\\]\\(y\\)" in caption

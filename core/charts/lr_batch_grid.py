@@ -14,8 +14,11 @@ from core.charts import PALETTE, expr_safe
 from core.diagnoses.lr_batch_grid import measure_label
 
 CELL_W, CELL_H = 78, 52  # pixels per heat-map cell: a value and a note fit at 1400 x 900
+MAX_W = 620  # plot width cap: with the batch axis it stays inside a 940 px column at 1400 x 900
 MIN_PLOT = 200  # plot-area height at least this (issue 17: >= 150 px)
-PAD = alt.AutoSizeParams(type="pad", contains="padding")  # keep the plot area as sized (Streamlit "fit" squashes)
+# Streamlit stretches a single or layered view to its column: "fit-x" keeps axes and legend inside
+# that width, while the height stays the plot area's own (a "fit" in y squashed plots, issue 17).
+FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 GREY = "#c8c8c8"
 SERIES = {
     "best": "best rate (bar: rates not clearly worse)",
@@ -44,8 +47,9 @@ def _tips(result, value_title: str) -> list[alt.Tooltip]:
 def heatmap_chart(result, which: str = "measure") -> alt.LayerChart:
     """The grid as a heat map: one cell per (batch size, rate), coloured by the mean over seeds of
     the decision measure (`which="measure"`, best cell outlined solid and rates not clearly worse
-    dashed) or of the validation metric (`which="metric"`). Diverged and failed cells are grey and
-    say so; cells where some seeds diverged say how many. Brighter is better."""
+    dashed) or of the validation metric (`which="metric"`), darker = better. Cells where any seed
+    diverged or failed are grey and say how many; their means (over the seeds that trained) are
+    still written in them."""
     f = result.findings
     cells = result.cells
     if which == "metric":
@@ -60,25 +64,31 @@ def heatmap_chart(result, which: str = "measure") -> alt.LayerChart:
               sort=alt.EncodingSortField(field="batch_size", order="descending"), axis=alt.Axis(grid=False))
     base = alt.Chart(cells).encode(x=x, y=y, tooltip=_tips(result, title))
     grey = base.mark_rect(color=GREY).properties(name="all_cells")
-    coloured = base.transform_filter(alt.datum.trained > 0).mark_rect().encode(
+    # Colour only cells where every seed trained: a mean over the seeds that survived a partial
+    # divergence is not comparable, and its outliers would wash out the scale.
+    coloured = base.transform_filter(alt.datum.status == "ok").mark_rect().encode(
         color=alt.Color(field=field, type="quantitative", title=title,
-                        scale=alt.Scale(scheme="lighttealblue", reverse=not better_high),
-                        legend=alt.Legend(title=f"{title} (brighter = better)", orient="right", titleLimit=300)),
+                        # The light two thirds of the scheme: black text stays readable on every cell.
+                        scale=alt.Scale(scheme=alt.SchemeParams(name="lighttealblue", extent=[0.0, 0.65]),
+                                        reverse=not better_high),
+                        legend=alt.Legend(title=f"{title} (darker = better)", orient="bottom", titleLimit=400,
+                                          gradientLength=260)),
     ).properties(name="values")
     value = base.mark_text(fontSize=11, dy=-7, color="black").encode(text=alt.Text(field=text, type="nominal"))
-    note = base.mark_text(fontSize=9, dy=9, color="#333333").encode(text=alt.Text(field="note", type="nominal"))
+    note = base.mark_text(fontSize=9, dy=9, color="#333333").encode(
+        text=alt.Text(field="note" if which != "metric" else "status_note", type="nominal"))
     layers = [grey, coloured, value, note]
     if which != "metric":
         layers.append(base.transform_filter(alt.datum.best).mark_rect(
             fillOpacity=0, stroke="black", strokeWidth=3).properties(name="best"))
         layers.append(base.transform_filter(alt.datum.tied).mark_rect(
             fillOpacity=0, stroke="black", strokeWidth=1.5, strokeDash=[4, 3]).properties(name="not_clearly_worse"))
-    sub = (f"mean over {f.seeds} seeds; grey: every seed diverged (loss past 10x its start, or NaN) or a trial failed"
-           + ("; solid outline: best rate per batch size, dashed: not clearly worse (t-test across seeds)"
-              if which != "metric" else ""))
+    sub = f"mean over {f.seeds} seeds per cell; grey: some seed diverged, or a trial failed"
+    if which != "metric":
+        sub += "; outlined: best rate (solid), not clearly worse (dashed)"
     return alt.layer(*layers).properties(
-        width=CELL_W * len(result.rates), height=max(MIN_PLOT, CELL_H * len(result.sizes)), autosize=PAD,
-        title=alt.Title(f"{title[:1].upper()}{title[1:]} over the grid", subtitle=sub),
+        width=min(MAX_W, CELL_W * len(result.rates)), height=max(MIN_PLOT, CELL_H * len(result.sizes)),
+        autosize=FIT_X, title=alt.Title(f"{title[:1].upper()}{title[1:]} over the grid", subtitle=sub, anchor="start"),
     )
 
 
@@ -122,12 +132,17 @@ def trace_chart(result) -> alt.LayerChart:
     cross = alt.Chart(div).mark_point(shape="cross", size=110, filled=True, angle=45).encode(
         x=x, y=y("first_unstable"), color=colour, tooltip=tips).properties(name="divergence")
     s = result.findings.scaling
-    sub = "the rules' lines start at the smallest batch's best rate; a rule fits when the best rates follow its line"
+    sub = "the rules' lines start at the smallest batch's best rate"
     if s.kind != "unknown":
-        sub = (f"batch ×{s.batch_ratio:.3g}: linear rule ×{s.linear:.3g}, square-root ×{s.sqrt:.3g}, "
-               f"grid: ×{s.rate_ratio:.3g} (between ×{s.ratio_low:.2g} and "
-               + ("no bound" if s.ratio_high == float("inf") else f"×{s.ratio_high:.2g}") + ")")
+        if s.ratio_low == 0 and s.ratio_high == float("inf"):
+            bounds = "not bounded by the grid"
+        else:
+            low = "?" if s.ratio_low == 0 else f"×{s.ratio_low:.3g}"
+            high = "?" if s.ratio_high == float("inf") else f"×{s.ratio_high:.3g}"
+            bounds = f"within {low} to {high}"
+        sub = (f"batch ×{s.batch_ratio:.3g}: linear rule ×{s.linear:.3g}, square-root ×{s.sqrt:.3g}; "
+               f"best rate ×{s.rate_ratio:.3g}, {bounds}")
     return alt.layer(refs, band, line, cross).properties(
-        width=560, height=300, autosize=PAD,
-        title=alt.Title("Best learning rate against batch size", subtitle=sub),
+        width=560, height=300, autosize=FIT_X,
+        title=alt.Title("Best learning rate against batch size", subtitle=sub, anchor="start"),
     )

@@ -58,10 +58,10 @@ from core.diagnoses.batch_size import (
     size_label,
 )
 from core.diagnoses.findings import Comparison, compare
-from core.diagnoses.words import divergence_sentence, num, times
+from core.diagnoses.words import divergence_sentence, num
 from core.lab import LabSetup
 from core.models import n_params as count_params
-from core.rules import Divergence
+from core.rules import BLOWUP_FACTOR, Divergence
 from core.runs import build, prepare_split, run_model, seeds_for, subsample_rows
 from core.stop import Stopped
 from core.train import OPTIMIZER_LABELS, OPTIMIZERS, TrainConfig, check_dataset_size, make_loss, metric_name
@@ -73,13 +73,15 @@ MAX_SIZES = 6
 MIN_SEEDS, MAX_SEEDS = 2, 5  # a spread needs two seeds; five bound the time
 MAX_UPDATES = 3_000  # optimizer updates per trial, whatever the budget
 MAX_RATE = 1_000.0
+MAX_RAY_CPUS = 64  # Ray may spread trials past this machine's cores
 MAX_SECONDS = 100.0  # estimated wall time of a grid (`estimated_seconds`); the page refuses more
 # Time estimate on one CPU thread per worker: the batch-size page's per-update costs (measured
 # there) plus a trial's fixed cost (load the data, split, build, evaluate at the end: ~30 ms on
-# moons) and, for an uploaded CSV, parsing it again in every trial (~1 s per million cells,
-# bench/load_csv.py).
+# moons) and, for an uploaded CSV, parsing it again in every trial (measured: 0.066 s for a
+# 54,000 x 21 CSV, ~6e-8 s a cell; 1e-7 leaves room for text columns).
 TRIAL_SECONDS = 0.03
-CSV_CELL_SECONDS = 1e-6
+CSV_CELL_SECONDS = 1e-7
+BIG_BATCH = 4_096  # a refused grid whose largest batch is past this many rows is told so
 WORKER_START_SECONDS = 4.0  # fresh joblib workers import torch (2-4 s each, in parallel)
 CACHE_ENTRIES = 1_024  # a few KB per result; the heaviest grid is 9 x 6 x 5 = 270 trials
 NOISE_BATCHES = 16  # batch pairs for each B_simple estimate (the batch-size page's default)
@@ -300,8 +302,9 @@ def validate(config: Config) -> None:
         raise ValueError(f"Unknown measure {config.measure!r}; choose one of {', '.join(MEASURES)}.")
     if config.backend not in sweep.BACKENDS:
         raise ValueError(f"Unknown backend {config.backend!r}; choose one of {', '.join(sweep.BACKENDS)}.")
-    if not 1 <= config.n_jobs <= max(1, os.cpu_count() or 1):
-        raise ValueError(f"Use between 1 and {os.cpu_count() or 1} workers (the cores of this machine).")
+    cores = max(1, os.cpu_count() or 1)
+    if not 1 <= config.n_jobs <= (MAX_RAY_CPUS if config.backend == "ray" else cores):
+        raise ValueError(f"Use between 1 and {cores} workers (the cores of this machine), or Ray for more.")
     if not 0 < config.val_fraction < 0.9:
         raise ValueError("The validation share must be between 0 and 0.9.")
 
@@ -364,11 +367,13 @@ def check_budget(config: Config, sizes: tuple[int, ...], n_train: int, n_params:
     est = estimated_seconds(config, sizes, n_train, n_params, csv_cells)
     if est > MAX_SECONDS:
         n = len(sizes) * config.n_rates * config.seeds
+        big = (f" Most of it is the largest batch ({max(sizes):,} rows an update): leave out 'full' or use smaller "
+               "sizes." if max(sizes) > BIG_BATCH else "")
         raise ValueError(
             f"This grid would take about {est:,.0f} s ({n:,} trials: {config.n_rates} rates x {len(sizes)} batch "
-            f"sizes x {config.seeds} seeds, {n_params:,} parameters, up to {n_train:,} rows a batch); the page's "
+            f"sizes x {config.seeds} seeds, {n_params:,} parameters, up to {max(sizes):,} rows a batch); the page's "
             f"limit is about {MAX_SECONDS:.0f} s. Use fewer rates, seeds or updates, smaller batches, or a "
-            "smaller model.")
+            f"smaller model.{big}")
 
 
 def trials_for(config: Config, setup: LabSetup, sizes: tuple[int, ...], n_train: int) -> list[sweep.Trial]:
@@ -526,7 +531,8 @@ def cell_frame(trials: pd.DataFrame, config: Config, n_train: int) -> pd.DataFra
     standard deviation over the seeds that trained of each measure; `status` ("ok", "unstable":
     some seeds diverged, "diverged": all did, "failed": some trial raised); `value`/`value_sd` =
     the chosen measure; and text for the chart: `rate_label`, `batch_label`, `value_text`
-    (mean ± sd), `metric_text`, `seed_values` (the measure per seed) and `note` (set by `mark_best`)."""
+    (mean ± sd), `metric_text`, `seed_values` (the measure per seed), `status_note` (how many seeds
+    diverged or failed) and `note` (the status note, or "best" / "not clearly worse", set by `best_rates`)."""
     rows = []
     rates = config.rates
     for (b, lr), g in trials.groupby(["batch_size", "lr"], sort=True):
@@ -544,8 +550,9 @@ def cell_frame(trials: pd.DataFrame, config: Config, n_train: int) -> pd.DataFra
         row["rate_label"], row["batch_label"] = num(float(lr)), size_label(int(b), n_train)
         row["value_text"] = _pm(row["value"], row["value_sd"]) if len(ok) else ""
         row["metric_text"] = f"{row['val_metric_mean']:.3f}" if len(ok) else ""
-        row["note"] = {"ok": "", "unstable": f"{n_div} of {len(g)} diverged", "diverged": "diverged",
-                       "failed": f"{n_fail} of {len(g)} failed"}[status]
+        row["status_note"] = {"ok": "", "unstable": f"{n_div} of {len(g)} diverged", "diverged": "diverged",
+                              "failed": f"{n_fail} of {len(g)} failed"}[status]
+        row["note"] = row["status_note"]
         rows.append(row)
     cells = pd.DataFrame(rows)
     for col in ("batch_size", "rate_index", "seeds", "trained", "diverged", "failed"):
@@ -566,12 +573,12 @@ def best_rates(cells: pd.DataFrame, trials: pd.DataFrame, config: Config) -> tup
     hib = config.higher_is_better
     top_rate = max(config.rates)
     for b, g in cells.groupby("batch_size", sort=True):
-        usable = g[g["status"] == "ok"]
+        usable = g[(g["status"] == "ok") & np.isfinite(g["value"])]
         if usable.empty:
             missing.append(int(b))
             continue
         values = usable["value"].to_numpy()
-        i = int(np.nanargmax(values) if hib else np.nanargmin(values))
+        i = int(np.argmax(values) if hib else np.argmin(values))
         best = usable.iloc[i]
         samples = _samples(trials, b, best["lr"], config.measure)
         tied = []
@@ -804,32 +811,28 @@ def measure_label(measure: str, metric: str) -> str:
     return MEASURE_WORDS[measure].format(metric=metric)
 
 
-def _range_text(x: BestRate) -> str:
-    if x.low == x.high:
-        text = f"only {num(x.rate)} (every other rate clearly worse)"
-    else:
-        text = f"{num(x.low)}–{num(x.high)} not clearly worse"
-    edges = []
-    if x.open_low:
-        edges.append("the optimum may lie below the grid")
-    if x.open_high:
-        edges.append("the optimum may lie above the grid")
-    return text + (f"; {' and '.join(edges)}" if edges else "")
+def _sizes_text(sizes: list[str]) -> str:
+    return sizes[0] if len(sizes) == 1 else f"{', '.join(sizes[:-1])} and {sizes[-1]}"
 
 
 def best_sentence(f: Findings) -> str:
-    """The best rate of every batch size, with its range and the seeds' own best rates."""
+    """The best rate of every batch size (the ranges and each seed's best are in `best_table`)."""
     label = measure_label(f.measure, f.metric)
-    parts = []
-    for x in f.best:
-        seeds = ", ".join(num(r) for r in x.seed_best)
-        parts.append(f"batch {size_label(x.batch_size, f.n_train)}: {num(x.rate)} ({_range_text(x)}; "
-                     f"each seed's best: {seeds})")
-    text = (f"Best learning rate per batch size, by mean {label} over {f.seeds} seeds among the rates where no "
-            f"seed diverged: {'; '.join(parts)}.")
+    rates = {x.rate for x in f.best}
+    lab = lambda b: size_label(b, f.n_train)  # noqa: E731
+    if len(rates) == 1 and len(f.best) > 1:
+        which = f"{num(f.best[0].rate)} at every batch size ({_sizes_text([lab(x.batch_size) for x in f.best])})"
+    else:
+        which = "; ".join(f"batch {lab(x.batch_size)}: {num(x.rate)}" for x in f.best)
+    text = (f"Best learning rate by mean {label} over {f.seeds} seeds, among the rates where no seed diverged: "
+            f"{which}.")
+    edges = [lab(x.batch_size) for x in f.best if x.open_low or x.open_high]
+    if edges:
+        text += (f" For batch {_sizes_text(edges)} the rates not clearly worse reach the grid's edge, so the "
+                 "optimum may lie outside the grid.")
     if f.no_best:
-        text += (" No rate trained in every seed for batch " + ", ".join(size_label(b, f.n_train) for b in f.no_best)
-                 + ", so it has no best rate.")
+        text += (f" No rate trained in every seed for batch {_sizes_text([lab(b) for b in f.no_best])}, so it has "
+                 "no best rate.")
     return text
 
 
@@ -839,12 +842,16 @@ def scaling_sentence(f: Findings) -> str:
     if s.kind == "unknown":
         return "The scaling rules cannot be checked: fewer than two batch sizes have a best rate."
     small, large = size_label(s.small, f.n_train), size_label(s.large, f.n_train)
-    hi = "no upper bound" if s.ratio_high == math.inf else f"{num(s.ratio_high)}x"
-    lo = "no lower bound" if s.ratio_low == 0 else f"{num(s.ratio_low)}x"
-    where = (f"From batch {small} to batch {large} ({times(s.large, s.small)} larger) the best rate went from "
-             f"{num(f.best[0].rate)} to {num(f.best[-1].rate)} ({num(s.rate_ratio)}x); allowing for the seeds and the "
-             f"grid's spacing ({num(f.step)}x between rates) the factor lies between {lo} and {hi}.")
-    rules = (f"the linear rule predicts {num(s.linear)}x and square-root scaling {num(s.sqrt)}x")
+    if s.ratio_low == 0 and s.ratio_high == math.inf:
+        bounds = "the grid does not bound the factor (the rates not clearly worse reach the grid's edges)"
+    else:
+        lo = "no lower bound" if s.ratio_low == 0 else f"{num(s.ratio_low)}x"
+        hi = "no upper bound" if s.ratio_high == math.inf else f"{num(s.ratio_high)}x"
+        bounds = (f"allowing for the seeds and the grid's spacing ({num(f.step)}x between rates) the factor lies "
+                  f"between {lo} and {hi}")
+    where = (f"From batch {small} to batch {large} ({num(s.batch_ratio)}x larger) the best rate went from "
+             f"{num(f.best[0].rate)} to {num(f.best[-1].rate)} ({num(s.rate_ratio)}x); {bounds}.")
+    rules = f"the linear rule predicts {num(s.linear)}x and square-root scaling {num(s.sqrt)}x"
     verdict = {
         "linear": f"That fits the linear scaling rule ({rules}): not square-root scaling.",
         "sqrt": f"That fits square-root scaling ({rules}): not the linear rule.",
@@ -854,33 +861,38 @@ def scaling_sentence(f: Findings) -> str:
     edge = [size_label(x.batch_size, f.n_train) for x in f.best if x.at_edge]
     cap = ""
     if edge and s.kind in ("neither", "sqrt"):
-        cap = (f" For batch {', '.join(edge)} the best rate is the last one before divergence: stability (the "
-               "curvature), not the gradient noise, caps the rate there, and no scaling rule can push past it.")
+        cap = (f" For batch {_sizes_text(edge)} the next larger rate of the grid already diverged in some seed: "
+               "there the rate may be capped by stability (the curvature) rather than by the gradient noise, and "
+               "no scaling rule can push past that.")
     return f"{where} {verdict}{cap}"
 
 
 def boundary_sentence(f: Findings) -> str:
     """Where training diverges for each batch size (the one divergence rule, core.rules)."""
-    parts, none = [], []
+    lab = lambda b: size_label(b, f.n_train)  # noqa: E731
+    groups: dict[tuple, list[str]] = {}
     for bd in f.boundaries:
-        b = size_label(bd.batch_size, f.n_train)
-        if bd.first_unstable is None:
-            none.append(b)
-            continue
-        every = (f", every seed from {num(bd.all_diverged)}" if bd.all_diverged is not None
-                 and bd.all_diverged != bd.first_unstable else "")
-        some = "every seed" if bd.all_diverged == bd.first_unstable else "some seeds"
-        parts.append(f"batch {b} from rate {num(bd.first_unstable)} ({some}{every})")
+        groups.setdefault((bd.first_unstable, bd.all_diverged), []).append(lab(bd.batch_size))
+    parts, none = [], []
+    for (first, every), sizes in groups.items():
+        who = f"batch {_sizes_text(sizes)}" if len(groups) > 1 else "every batch size"
+        if first is None:
+            none.append(f"batch {_sizes_text(sizes)}" if len(groups) > 1 else "any batch size")
+        elif every == first:
+            parts.append(f"from rate {num(first)} in every seed for {who}")
+        elif every is None:
+            parts.append(f"from rate {num(first)} in some seeds (never in all) for {who}")
+        else:
+            parts.append(f"from rate {num(first)} in some seeds and from {num(every)} in every seed for {who}")
     text = ""
     if parts:
-        text = "Training diverged (loss past 10x its start, or NaN) for " + "; ".join(parts) + "."
+        text = f"Training diverged (loss past {BLOWUP_FACTOR:g}x its start, or NaN) " + "; ".join(parts) + "."
     if none:
-        text += (" " if text else "") + f"No seed diverged at any rate of the grid for batch {', '.join(none)}."
+        text += (" " if text else "") + f"No seed diverged at any rate of the grid, for {' or '.join(none)}."
     example = next((bd for bd in f.boundaries if bd.example is not None), None)
     if example is not None:
         text += " For example: " + divergence_sentence(
-            example.example, what=f"batch {size_label(example.batch_size, f.n_train)} at rate "
-                                  f"{num(example.first_unstable)}")
+            example.example, what=f"batch {lab(example.batch_size)} at rate {num(example.first_unstable)}")
     return text
 
 
@@ -991,7 +1003,7 @@ def best_table(result: Result) -> pd.DataFrame:
             "not clearly worse": (f"{num(x.low)}–{num(x.high)}" if x.low != x.high else num(x.low)) if x else "",
             "each seed's best": ", ".join(num(r) for r in x.seed_best) if x else "",
             f"{label} at best": (f"{num(x.value)} ± {num(x.spread)}" if x else ""),
-            "capped by divergence": ("yes" if x.at_edge else "no") if x else "",
+            "next rate diverged": ("yes" if x.at_edge else "no") if x else "",
             "first rate that diverged": num(bd.first_unstable) if bd.first_unstable is not None else "none",
             "every seed diverged from": num(bd.all_diverged) if bd.all_diverged is not None else "none",
         })
@@ -1008,8 +1020,7 @@ def errors_table(result: Result) -> pd.DataFrame:
 
 def backend_text(backend: str) -> str:
     """How the page names the backend that trained the grid."""
-    return {"inline": "in this process", "joblib": "joblib worker processes", "ray": "Ray",
-            "cache": "all from the cache"}.get(backend, backend)
+    return {"inline": "in-process", "joblib": "joblib", "ray": "Ray", "cache": "cache only"}.get(backend, backend)
 
 
 def optimizer_label(name: str) -> str:
