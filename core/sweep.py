@@ -349,26 +349,25 @@ def _run_joblib(todo, n_jobs, finish, stop) -> None:
 
 
 def warm_workers(n_jobs: int = 2) -> float:
-    """Start the joblib (loky) worker processes and pay torch's start-up in each; returns seconds.
+    """Start the joblib (loky) worker processes and pay their start-up now; returns seconds.
 
-    A fresh worker spends 2-4 s importing torch and on its first optimizer step (which imports
-    torch._dynamo). A page can call this when it opens, so its first sweep runs on warm
-    workers; loky keeps them for 300 s of idleness.
+    A fresh worker spends 4-7 s on 2 cores before its first trial ends: importing torch and
+    scikit-learn, then torch's first optimizer step (which imports torch._dynamo). A page can
+    call this when it opens (in a thread), so its first sweep runs on warm workers; loky keeps
+    them for 300 s of idleness, and a stop or a different n_jobs replaces them.
     """
     from joblib import Parallel, delayed
 
     start = time.perf_counter()
-    Parallel(n_jobs=n_jobs, backend="loky", batch_size=1)(delayed(_warm_one)() for _ in range(n_jobs))
+    Parallel(n_jobs=n_jobs, backend="loky", batch_size=1)(delayed(_warm_one)(i) for i in range(n_jobs))
     return time.perf_counter() - start
 
 
-def _warm_one() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    param = torch.zeros(2, requires_grad=True)
-    (param**2).sum().backward()
-    torch.optim.SGD([param], lr=0.1).step()
+def _warm_one(index: int) -> int:
+    # One real (tiny) trial: every import and first-call cost that a sweep's first trial pays.
+    _worker_entry(index, Trial(DataSpec("moons", params=(("n_samples", 40),)), ModelSpec(hidden=(2,)),
+                               TrainConfig(epochs=1)))
+    return os.getpid()
 
 
 class BackendError(RuntimeError):
