@@ -31,12 +31,6 @@ VIEWPORT = {"width": 1400, "height": 900}
 MIN_PLOT = 150  # px: the smallest plot-area height a reader can read values off
 SLACK = 1.5  # px: rounding in Vega's text metrics and the browser's layout
 
-# Failures on pages other helpers still own (run_log, scaling, lr_batch_grid) are reported, not fixed here.
-KNOWN = {  # case id -> why it fails today (xfail, not strict: it passes once the owner fixes it)
-    "run_log": "run_log's 'Other logged series' plot area is 139 px tall (core/charts/run_log.py extras_chart)",
-    "lr_batch_grid": "the grid's heat maps and best-rate chart are drawn wider than their column (1255, 1284 and "
-                     "1007 px in 940 px: autosize 'pad' plus Streamlit's column width; core/charts/lr_batch_grid.py)",
-}
 
 MEASURE = r"""
 (el) => {
@@ -193,13 +187,7 @@ CASES = [("home", "", None, "")] + [
 ]
 
 
-def _param(case):
-    case_id = case[0]
-    marks = [pytest.mark.xfail(reason=KNOWN[case_id], strict=False)] if case_id in KNOWN else []
-    return pytest.param(*case, id=case_id, marks=marks)
-
-
-@pytest.mark.parametrize(("case_id", "address", "press", "must_show"), [_param(c) for c in CASES])
+@pytest.mark.parametrize(("case_id", "address", "press", "must_show"), [pytest.param(*c, id=c[0]) for c in CASES])
 def test_every_chart_has_a_tall_plot_drawn_marks_and_whole_titles(page, app_url, case_id, address, press, must_show):
     page.set_viewport_size(VIEWPORT)
     page.goto(f"{app_url}/{address}")
