@@ -88,6 +88,15 @@ def test_best_rates_doubling_with_the_batch_follow_the_linear_rule():
     assert cells["best"].sum() == 4
 
 
+def test_a_score_measure_picks_the_highest_mean():
+    frame = synthetic({8: 0.02, 64: 0.16}, RATES)  # val_metric = 1 - loss: the same best cells
+    config = Config(lr_min=0.01, lr_max=0.32, n_rates=6, seeds=3, measure="val_metric")
+    _, best, _ = decide(frame, config)
+    means = frame.groupby(["batch_size", "lr"])["val_metric"].mean().unstack()
+    assert [x.rate for x in best] == list(means.idxmax(axis=1)) == [0.02, 0.16]
+    assert decide_scaling(best, config.step).kind == "linear"
+
+
 def test_square_root_scaling_and_neither():
     sq = decide_scaling(decide(synthetic({4: 0.02, 16: 0.04, 64: 0.08}, RATES))[1], CFG.step)
     assert (sq.kind, sq.batch_ratio, sq.rate_ratio) == ("sqrt", 16.0, 4.0)
@@ -268,6 +277,16 @@ def test_a_stopped_grid_keeps_finished_trials_and_a_grown_grid_trains_only_new_c
     assert (grown.cached, grown.trained) == (12, 8)
     assert grid_mod.plan(data, MOONS, Config(**{**SMALL.__dict__, "n_rates": 5})).cached == 20
     _same_numbers(again.trials, grown.trials[grown.trials["lr"].isin(SMALL.rates)].reset_index(drop=True))
+
+
+def test_same_epochs_budget_gives_larger_batches_fewer_updates():
+    data = load_builtin("moons", n_samples=200)
+    res = run(data, MOONS, Config(**{**SMALL.__dict__, "budget": "epochs", "epochs": 3}))
+    ok = res.trials[res.trials["status"] == "ok"]
+    # 160 training rows: batch 16 takes 10 updates an epoch, the full batch one.
+    assert set(ok.loc[ok["batch_size"] == 16, "updates"]) == {30}
+    assert set(ok.loc[ok["batch_size"] == 160, "updates"]) == {3}
+    assert "With the same 3 epochs for every batch size" in res.verdict.text
 
 
 def test_a_failing_trial_is_an_error_row_not_a_crash(monkeypatch):
