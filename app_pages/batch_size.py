@@ -13,6 +13,7 @@ from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import escape_markdown, show_verdict
+from ui.inputs import number_input
 
 PAGE = "batch_size"
 DEFAULT = Config()
@@ -38,7 +39,7 @@ with st.form("batch_size_form"):
         help="Rows per update, separated by commas, e.g. '8, 32, 128, full'; 'full' is the whole "
              "training split (or its capped sample); 'auto' is 8, 32 and 128 (those smaller than the split) and full.",
     )
-    seeds = left.number_input(
+    seeds = number_input(left, 
         "Seeds", MIN_SEEDS, MAX_SEEDS, DEFAULT.seeds, **bound("batch_size_seeds"),
         help="Runs per batch size; each seed draws its own train/validation split, initial weights and batch "
              "order. Three keep the page quick; five or more let smaller differences show.",
@@ -49,27 +50,27 @@ with st.form("batch_size_form"):
         help="Same updates: every size takes the same number of steps. Same epochs: every size sees the data "
              "equally often (large batches then take fewer steps).",
     )
-    updates = middle.number_input("Updates (same-updates budget)", 1, MAX_UPDATES, DEFAULT.updates,
+    updates = number_input(middle, "Updates (same-updates budget)", 1, MAX_UPDATES, DEFAULT.updates,
                                   **bound("batch_size_updates"))
-    epochs = middle.number_input("Epochs (same-epochs budget)", 1, 500, DEFAULT.epochs, **bound("batch_size_epochs"),
+    epochs = number_input(middle, "Epochs (same-epochs budget)", 1, 500, DEFAULT.epochs, **bound("batch_size_epochs"),
                                  help=f"At most {MAX_UPDATES:,} updates per run: small batches on big data "
                                       "need the same-updates budget.")
     optimizer = right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
                                 **bound("batch_size_optimizer"))
-    lr = right.number_input("Learning rate", 1e-6, 1000.0, DEFAULT.lr, format="%g", **bound("batch_size_lr"),
+    lr = number_input(right, "Learning rate", 1e-6, 1000.0, DEFAULT.lr, format="%g", **bound("batch_size_lr"),
                             help="The same rate for every batch size, so only the batch changes.")
     with st.expander("Training rows and sharpness settings"):
         a, b, c = st.columns(3)
-        max_rows = a.number_input(
+        max_rows = number_input(a, 
             "Training-rows cap", 10, MAX_TRAIN_ROWS, DEFAULT.max_train_rows, step=1024,
             **bound("batch_size_max_rows"),
             help="Each run trains on at most this many rows of the training split (a random sample), which "
                  "is then the full batch. The timing profile always uses the whole split.",
         )
-        eps = b.number_input("epsilon (box half-width, relative)", 1e-6, 0.5, DEFAULT.eps, format="%g",
+        eps = number_input(b, "epsilon (box half-width, relative)", 1e-6, 0.5, DEFAULT.eps, format="%g",
                              **bound("batch_size_eps"),
                              help="Each weight may move by epsilon x (|weight| + 1) in the search for the worst loss.")
-        iters = c.number_input("L-BFGS-B iterations per start", 1, 500, DEFAULT.sharpness_iters,
+        iters = number_input(c, "L-BFGS-B iterations per start", 1, 500, DEFAULT.sharpness_iters,
                                **bound("batch_size_iters"))
     st.form_submit_button("Run", type="primary")
 

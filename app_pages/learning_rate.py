@@ -14,6 +14,7 @@ from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import show_verdict
+from ui.inputs import number_input
 
 PAGE = "learning_rate"
 
@@ -25,7 +26,7 @@ setup = current_setup()
 show_data_checks(setup, key=PAGE)
 answer = st.container()  # the page's one-sentence answer, filled once the range test and training ran
 seeds_col, seeds_note = st.columns([1, 3], vertical_alignment="bottom")
-seeds = int(seeds_col.number_input(
+seeds = int(number_input(seeds_col, 
     "Seeds per compared run", 1, lr_range.MAX_SEEDS, 3, **bound(f"{PAGE}_seeds"),
     help="Every run that is compared (the range test's check, the schedules, the optimizers on the lab model) "
          "repeats with this many seeds: the lab seed and the next ones (initial weights and batch order). "
@@ -43,12 +44,12 @@ tab_range, tab_preview, tab_train, tab_adaptive = st.tabs(
 
 def rate_input(label: str, value: float, key: str, **kw) -> float:
     """A learning-rate box that shows 1e-05 and 0.3 alike."""
-    return float(st.number_input(label, min_value=1e-8, max_value=1e4, value=value, format="%g",
+    return float(number_input(st, label, min_value=1e-8, max_value=1e4, value=value, format="%g",
                                  step=value / 2, **bound(f"{PAGE}_{key}"), **kw))
 
 
 def batch_input(key: str) -> int | None:
-    size = int(st.number_input("Batch size (0 = full batch)", 0, 100_000, 32, **bound(f"{PAGE}_{key}")))
+    size = int(number_input(st, "Batch size (0 = full batch)", 0, 100_000, 32, **bound(f"{PAGE}_{key}")))
     return size or None
 
 
@@ -61,9 +62,9 @@ def schedule_params(name: str, total_steps: int) -> tuple:
         key = f"{PAGE}_p_{name}_{param}_{total_steps}"  # a new run length brings new defaults
         value = defaults[param]
         if isinstance(value, int):
-            chosen[param] = int(col.number_input(param, min_value=0, value=value, **bound(key)))
+            chosen[param] = int(number_input(col, param, min_value=0, value=value, **bound(key)))
         else:
-            chosen[param] = float(col.number_input(param, value=float(value), format="%g", **bound(key)))
+            chosen[param] = float(number_input(col, param, value=float(value), format="%g", **bound(key)))
     return tuple(chosen.items())
 
 
@@ -101,10 +102,10 @@ with tab_range:
         rt_start = rate_input("Start rate", 1e-4, "rt_start")
     with c3:
         rt_end = rate_input("End rate", 10.0, "rt_end")
-    rt_steps = int(c4.number_input("Steps", 10, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_steps")))
+    rt_steps = int(number_input(c4, "Steps", 10, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_steps")))
     with c5:
         rt_batch = batch_input("rt_batch")
-    rt_check = int(c6.number_input("Check steps", 0, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_check"),
+    rt_check = int(number_input(c6, "Check steps", 0, lr_range.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_rt_check"),
                                    help="Then train this long at 0.1x, 1x and 10x the valley (0 = skip)."))
     rt_config = lr_range.Config(rt_optimizer, rt_start, rt_end, rt_steps, rt_batch, rt_check, seeds)
     rt = run_diagnosis(lr_range.run, setup, rt_config, "Range test")
@@ -130,7 +131,7 @@ with tab_preview:
     names = c1.multiselect("Schedules", list(SCHEDULES), ["constant", "step", "warmup_cosine", "one_cycle"],
                            format_func=lambda n: SCHEDULES[n].label,
                            **bound(f"{PAGE}_pv_names", SCHEDULES, lambda n: SCHEDULES[n].label, many=True))
-    total = int(c2.number_input("Total steps", 2, lr_preview.MAX_STEPS, 1000, step=100, **bound(f"{PAGE}_pv_total")))
+    total = int(number_input(c2, "Total steps", 2, lr_preview.MAX_STEPS, 1000, step=100, **bound(f"{PAGE}_pv_total")))
     with c3:
         base = rate_input("Base rate", 0.1, "pv_base")
     c1, c2 = st.columns([3, 1])
@@ -164,7 +165,7 @@ with tab_train:
                              value=True, **bound(f"{PAGE}_tr_valley"), disabled=chosen is None)
     with c2:
         manual = rate_input("Base rate", 0.01, "tr_lr", disabled=bool(use_chosen and chosen))
-    steps = int(c3.number_input("Steps", 2, lr_schedules.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_tr_steps")))
+    steps = int(number_input(c3, "Steps", 2, lr_schedules.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_tr_steps")))
     with c4:
         tr_batch = batch_input("tr_batch")
     scheds = st.multiselect("Schedules (against a constant rate)", [n for n in SCHEDULES if n != "constant"],
@@ -204,7 +205,7 @@ with tab_adaptive:
     surface = c1.selectbox("Surface", list(lr_surfaces.SURFACE_RATES), format_func=lambda k: SURFACES[k].label,
                            index=list(lr_surfaces.SURFACE_RATES).index("flat_then_steep"),
                            **bound(f"{PAGE}_sf_surface", lr_surfaces.SURFACE_RATES, lambda k: SURFACES[k].label))
-    sf_steps = int(c2.number_input("Steps", 10, lr_surfaces.MAX_STEPS, 150, step=50, **bound(f"{PAGE}_sf_steps")))
+    sf_steps = int(number_input(c2, "Steps", 10, lr_surfaces.MAX_STEPS, 150, step=50, **bound(f"{PAGE}_sf_steps")))
     demo = c3.selectbox("Twins with warmup and decay", lr_surfaces.OPTIMIZERS, index=2,
                         format_func=lr_surfaces.LABELS.get,
                         **bound(f"{PAGE}_sf_demo", lr_surfaces.OPTIMIZERS, lr_surfaces.LABELS.get))
@@ -248,7 +249,7 @@ with tab_adaptive:
                               **bound(f"{PAGE}_bu_surface", SURFACES, lambda k: SURFACES[k].label))
     with c2:
         bu_lr = rate_input("Rate", 0.3, "bu_lr")
-    bu_steps = int(c3.number_input("Steps ", lr_burst.BURST_QUIET + 1, lr_burst.MAX_STEPS, 4000, step=500,
+    bu_steps = int(number_input(c3, "Steps ", lr_burst.BURST_QUIET + 1, lr_burst.MAX_STEPS, 4000, step=500,
                                    **bound(f"{PAGE}_bu_steps")))
     if tab_adaptive.open is not False:
         bu = run_diagnosis(lr_burst.run, setup, lr_burst.Config(bu_surface, bu_lr, bu_steps),
@@ -267,7 +268,7 @@ with tab_adaptive:
     c1, c2, c3 = st.columns([2, 3, 1])
     on_lab = c1.toggle("Train the optimizers on the lab model", True, **bound(f"{PAGE}_ad_on"),
                        help="One training run per optimizer and seed.")
-    ad_steps = int(c3.number_input("Steps", 1, lr_optimizers.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_ad_steps")))
+    ad_steps = int(number_input(c3, "Steps", 1, lr_optimizers.MAX_STEPS, 200, step=50, **bound(f"{PAGE}_ad_steps")))
     ad_rates = []
     with c2.expander("Rate per optimizer"):
         for col, (opt, value) in zip(st.columns(len(lr_optimizers.DEFAULT_RATES)), lr_optimizers.DEFAULT_RATES):

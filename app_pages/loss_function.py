@@ -13,6 +13,7 @@ from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import escape_markdown, show_verdict
+from ui.inputs import number_input
 
 PAGE = "loss_function"
 DEFAULT = Config()
@@ -42,8 +43,8 @@ with st.form("loss_function_form"):
                              **bound("loss_function_optimizer"),
                              help="sgd is the lecture's plain gradient descent. Adam divides each step by the "
                                   "gradient's size, which hides much of the plateau.")
-    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("loss_function_lr"))
-    steps = c2.number_input("Steps (full-batch updates)", 1, 5000, DEFAULT.steps, 50, **bound("loss_function_steps"))
+    lr = number_input(c1, "Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("loss_function_lr"))
+    steps = number_input(c2, "Steps (full-batch updates)", 1, 5000, DEFAULT.steps, 50, **bound("loss_function_steps"))
     goal = c2.slider("Accuracy goal for the verdict", 0.5, 1.0, DEFAULT.goal, 0.01, **bound("loss_function_goal"))
     wrong_start = c3.toggle(
         "Confidently wrong start", DEFAULT.wrong_start, **bound("loss_function_wrong_start"),
@@ -51,15 +52,15 @@ with st.form("loss_function_form"):
              "every row of the other classes starts confidently wrong (half of a balanced two-class set).")
     margin = c3.slider("Logit margin M", 0.0, 20.0, DEFAULT.margin, 0.5, **bound("loss_function_margin"),
                        help="For the wrong start, and the picture's start (y1, y2) = (-M/2, M/2).")
-    seeds = c2.number_input("Seeds (initial weights)", 1, 20, DEFAULT.seeds, **bound("loss_function_seeds"),
+    seeds = number_input(c2, "Seeds (initial weights)", 1, 20, DEFAULT.seeds, **bound("loss_function_seeds"),
                             help="Each loss trains from this many initial weights; claims must hold across them.")
     raw_mse = c3.toggle("Also raw outputs + MSE", DEFAULT.raw_mse, **bound("loss_function_raw_mse"),
                         help="Classification treated as regression: the outputs, without softmax, against the "
                              "one-hot target.")
     p1, p2, _ = st.columns(3)
-    picture_lr = p1.number_input("Picture: step size", 0.01, 100.0, DEFAULT.picture_lr, format="%g",
+    picture_lr = number_input(p1, "Picture: step size", 0.01, 100.0, DEFAULT.picture_lr, format="%g",
                                  **bound("loss_function_picture_lr"))
-    picture_steps = p2.number_input("Picture: steps", 1, 1000, DEFAULT.picture_steps, 10,
+    picture_steps = number_input(p2, "Picture: steps", 1, 1000, DEFAULT.picture_steps, 10,
                                     **bound("loss_function_picture_steps"))
     st.form_submit_button("Run", key="loss_function_run")
 

@@ -14,6 +14,7 @@ from core.runlog_examples import EXAMPLES, run_scenario
 from ui.export import show_chart
 from ui.url_state import bound
 from ui.verdict import escape_markdown, show_verdict
+from ui.inputs import number_input
 
 PAGE = "run_log"
 DEFAULT = Config()
@@ -110,16 +111,16 @@ for problem in problems:
 
 with st.expander("Settings"):
     c1, c2, c3, c4 = st.columns(4)
-    window = c1.number_input("Stall window (steps, 0 = a tenth of the log)", 0, 10_000_000, DEFAULT.window, 100,
+    window = number_input(c1, "Stall window (steps, 0 = a tenth of the log)", 0, 10_000_000, DEFAULT.window, 100,
                              **bound("runlog_window"),
                              help="A stall lasts at least this long: the loss is compared with its value a window earlier.")
-    rel_eps = c2.number_input("Stall threshold (relative fall per window)", 1e-5, 0.5, DEFAULT.rel_eps, format="%g",
+    rel_eps = number_input(c2, "Stall threshold (relative fall per window)", 1e-5, 0.5, DEFAULT.rel_eps, format="%g",
                               **bound("runlog_eps"))
-    level = c3.number_input("Divergence level: median of this many logged losses", 1, 50, DEFAULT.level_window,
+    level = number_input(c3, "Divergence level: median of this many logged losses", 1, 50, DEFAULT.level_window,
                             **bound("runlog_level"),
                             help="1 = every logged loss on its own (logs of means over an interval); 3 = one bad batch "
                                  "is a spike, not a divergence.")
-    spike_z = c4.number_input("Spike threshold (robust standard deviations)", 2.0, 50.0, float(SPIKE_Z), 0.5,
+    spike_z = number_input(c4, "Spike threshold (robust standard deviations)", 2.0, 50.0, float(SPIKE_Z), 0.5,
                               **bound("runlog_spike_z"))
 config = Config(window=int(window), rel_eps=float(rel_eps), level_window=int(level), spike_z=float(spike_z))
 

@@ -12,6 +12,7 @@ from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import escape_markdown, show_verdict
+from ui.inputs import number_input
 
 PAGE = "saddle"
 DEFAULT = Config()
@@ -41,17 +42,17 @@ else:
 
 with st.form("saddle_form"):
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Step budget", 1, 2000, DEFAULT.steps, 50, **bound("saddle_steps"))
-    lr = c1.number_input("Learning rate", 1e-4, 1000.0, DEFAULT.lr, format="%g", **bound("saddle_lr"))
-    epsilon = c1.number_input("Push epsilon (distance off the saddle)", 1e-6, 1.0, DEFAULT.epsilon,
+    steps = number_input(c1, "Step budget", 1, 2000, DEFAULT.steps, 50, **bound("saddle_steps"))
+    lr = number_input(c1, "Learning rate", 1e-4, 1000.0, DEFAULT.lr, format="%g", **bound("saddle_lr"))
+    epsilon = number_input(c1, "Push epsilon (distance off the saddle)", 1e-6, 1.0, DEFAULT.epsilon,
                               format="%g", **bound("saddle_epsilon"))
     sigma = c2.slider("Gradient noise sigma", 0.0, 3.0, DEFAULT.noise_sigma, 0.05, **bound("saddle_sigma"))
     beta = c2.slider("Momentum beta (momentum and Nesterov)", 0.0, 0.99, DEFAULT.momentum, 0.01, **bound("saddle_beta"))
     scale = c2.slider("Curvature step scale (length = scale x |lambda_min|)", 0.05, 2.0, DEFAULT.curvature_scale,
                       0.05, **bound("saddle_scale"))
-    delta = c3.number_input("Escaped when the loss drops by (delta)", 1e-4, 10.0, DEFAULT.delta, format="%g",
+    delta = number_input(c3, "Escaped when the loss drops by (delta)", 1e-4, 10.0, DEFAULT.delta, format="%g",
                             **bound("saddle_delta"))
-    radius = c3.number_input("... or the distance exceeds (r)", 1e-3, 100.0, DEFAULT.radius, format="%g",
+    radius = number_input(c3, "... or the distance exceeds (r)", 1e-3, 100.0, DEFAULT.radius, format="%g",
                              **bound("saddle_radius"), disabled=ground == NETWORK,
                              help="Surfaces only: in a network, Adam's first step alone moves hundreds of "
                                   "parameters by the learning rate each, so only the loss rule counts there.")
@@ -145,12 +146,12 @@ st.latex(s.formula)
 with st.form("saddle_well_form"):
     w1, w2, w3 = st.columns(3)
     well_start = w1.slider("Start x", 1.0, 2.2, WELL_DEFAULT.start_x, 0.05, **bound("saddle_well_x"))
-    well_lr = w1.number_input("Learning rate (GD and momentum)", 1e-4, 0.1, WELL_DEFAULT.lr, format="%g",
+    well_lr = number_input(w1, "Learning rate (GD and momentum)", 1e-4, 0.1, WELL_DEFAULT.lr, format="%g",
                               **bound("saddle_well_lr"))
     well_beta = w2.slider("Momentum beta", 0.0, 0.99, WELL_DEFAULT.momentum, 0.01, **bound("saddle_well_beta"))
-    well_adam = w2.number_input("Adam's learning rate", 1e-4, 2.0, WELL_DEFAULT.adam_lr, format="%g",
+    well_adam = number_input(w2, "Adam's learning rate", 1e-4, 2.0, WELL_DEFAULT.adam_lr, format="%g",
                                 **bound("saddle_well_adam"))
-    well_steps = w3.number_input("Steps", 10, 5000, WELL_DEFAULT.steps, 50, **bound("saddle_well_steps"))
+    well_steps = number_input(w3, "Steps", 10, 5000, WELL_DEFAULT.steps, 50, **bound("saddle_well_steps"))
     st.form_submit_button("Roll", key="saddle_well_roll")
 well_config = WellConfig(start_x=float(well_start), steps=int(well_steps), lr=float(well_lr),
                          momentum=float(well_beta), adam_lr=float(well_adam))

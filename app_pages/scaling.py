@@ -15,6 +15,7 @@ from ui.runner import load_dataset, run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import escape_markdown, show_verdict
+from ui.inputs import number_input
 
 PAGE = "scaling"
 SOURCES = {"builtin": "Built-in scaled regression", "lab": "Two columns of the lab dataset"}
@@ -119,19 +120,19 @@ st.markdown(f"The sidebar's model ({escape_markdown(setup.describe())}) trained 
 with st.form("scaling_lab_form"):
     c1, c2, c3, c4 = st.columns(4)
     optimizer = c1.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, **bound("scaling_optimizer"))
-    seeds = c1.number_input("Seeds", 1, MAX_SEEDS, LAB.seeds, **bound("scaling_seeds"),
+    seeds = number_input(c1, "Seeds", 1, MAX_SEEDS, LAB.seeds, **bound("scaling_seeds"),
                             help="Initial weights and batch order per run. A difference is claimed only when it holds "
                                  "across seeds (Welch's t-test); more seeds take longer.")
     mode = c2.radio("Learning rate", list(LR_MODES), format_func=LR_MODES.get, **bound("scaling_lr_mode"))
-    lr = c3.number_input("Rate (one for every run)", 1e-5, 1000.0, LAB.lr, format="%.4g", **bound("scaling_lr"))
-    lr_fraction = c3.number_input("Fraction of 2 / λmax", 0.05, 2.0, LAB.lr_fraction, 0.05,
+    lr = number_input(c3, "Rate (one for every run)", 1e-5, 1000.0, LAB.lr, format="%.4g", **bound("scaling_lr"))
+    lr_fraction = number_input(c3, "Fraction of 2 / λmax", 0.05, 2.0, LAB.lr_fraction, 0.05,
                                   **bound("scaling_lr_fraction"))
-    steps = c4.number_input("Steps", 10, MAX_STEPS, LAB.steps, 10, **bound("scaling_steps"))
-    batch = c4.number_input("Batch size (0 = full batch)", 0, 10_000, LAB.batch_size, **bound("scaling_batch"))
+    steps = number_input(c4, "Steps", 10, MAX_STEPS, LAB.steps, 10, **bound("scaling_steps"))
+    batch = number_input(c4, "Batch size (0 = full batch)", 0, 10_000, LAB.batch_size, **bound("scaling_batch"))
     left, right = st.columns(2)
     share = left.slider("Target loss, as a share of the loss of a constant prediction", 0.05, 0.9,
                         LAB.target_fraction, 0.05, **bound("scaling_share"))
-    rows = right.number_input("Training-rows cap", 10, MAX_TRAIN_ROWS, LAB.max_train_rows, 500,
+    rows = number_input(right, "Training-rows cap", 10, MAX_TRAIN_ROWS, LAB.max_train_rows, 500,
                               **bound("scaling_rows"),
                               help="Runs train on at most this many rows of the training split (a random sample).")
     st.form_submit_button("Train", type="primary", key="scaling_lab_train")
@@ -185,15 +186,15 @@ st.markdown(
 with st.form("scaling_curv_form"):
     c1, c2, c3, c4 = st.columns(4)
     c_inputs = c1.selectbox("Inputs", list(INPUTS), format_func=INPUTS.get, **bound("scaling_c_inputs"))
-    c_seeds = c1.number_input("Seeds", 1, MAX_SEEDS, CURV.seeds, **bound("scaling_c_seeds"))
-    c_low = c2.number_input("Smallest rate", 1e-5, 100.0, CURV.low, format="%g", **bound("scaling_c_low"))
-    c_high = c2.number_input("Largest rate", 1e-4, 1000.0, CURV.high, format="%g", **bound("scaling_c_high"))
-    c_rates = c3.number_input("Rates", 2, bn_curvature.MAX_RATES, CURV.n_rates, **bound("scaling_c_rates"),
+    c_seeds = number_input(c1, "Seeds", 1, MAX_SEEDS, CURV.seeds, **bound("scaling_c_seeds"))
+    c_low = number_input(c2, "Smallest rate", 1e-5, 100.0, CURV.low, format="%g", **bound("scaling_c_low"))
+    c_high = number_input(c2, "Largest rate", 1e-4, 1000.0, CURV.high, format="%g", **bound("scaling_c_high"))
+    c_rates = number_input(c3, "Rates", 2, bn_curvature.MAX_RATES, CURV.n_rates, **bound("scaling_c_rates"),
                               help="Evenly spaced on a log scale; then the edge where training starts to diverge is "
                                    "narrowed by halving the gap (on a log scale) twice.")
-    c_steps = c3.number_input("Steps per rate", 1, bn_curvature.MAX_SWEEP_STEPS, CURV.steps,
+    c_steps = number_input(c3, "Steps per rate", 1, bn_curvature.MAX_SWEEP_STEPS, CURV.steps,
                               **bound("scaling_c_steps"))
-    c_rows = c4.number_input("Training rows (full batch)", 10, bn_curvature.MAX_SWEEP_ROWS, CURV.max_train_rows, 100,
+    c_rows = number_input(c4, "Training rows (full batch)", 10, bn_curvature.MAX_SWEEP_ROWS, CURV.max_train_rows, 100,
                              **bound("scaling_c_rows"))
     st.form_submit_button("Sweep", type="primary", key="scaling_curv_sweep")
 curv_config = bn_curvature.Config(c_inputs, float(c_low), float(c_high), int(c_rates), CURV.refine, int(c_steps),
@@ -217,13 +218,13 @@ if curv is not None:
 st.header("5. Inside batch norm: γ, β and the test-time statistics")
 with st.form("scaling_bn_form"):
     c1, c2, c3, c4 = st.columns(4)
-    tiny = c1.number_input("Tiny batch", 2, 64, BN.tiny_batch, **bound("scaling_tiny"))
-    normal = c1.number_input("Normal batch", 4, 1024, BN.normal_batch, **bound("scaling_normal"))
+    tiny = number_input(c1, "Tiny batch", 2, 64, BN.tiny_batch, **bound("scaling_tiny"))
+    normal = number_input(c1, "Normal batch", 4, 1024, BN.normal_batch, **bound("scaling_normal"))
     b_optimizer = c2.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get,
                                index=list(OPTIMIZERS).index(BN.optimizer), **bound("scaling_b_optimizer"))
-    b_lr = c2.number_input("Learning rate", 1e-5, 1000.0, BN.lr, format="%.4g", **bound("scaling_b_lr"))
-    b_steps = c3.number_input("Steps", 10, MAX_STEPS, BN.steps, 10, **bound("scaling_b_steps"))
-    b_seeds = c3.number_input("Seeds", 1, MAX_SEEDS, BN.seeds, **bound("scaling_b_seeds"))
+    b_lr = number_input(c2, "Learning rate", 1e-5, 1000.0, BN.lr, format="%.4g", **bound("scaling_b_lr"))
+    b_steps = number_input(c3, "Steps", 10, MAX_STEPS, BN.steps, 10, **bound("scaling_b_steps"))
+    b_seeds = number_input(c3, "Seeds", 1, MAX_SEEDS, BN.seeds, **bound("scaling_b_seeds"))
     b_after = c4.checkbox("Also batch norm after the activation", BN.placement, **bound("scaling_b_after"),
                           help="Trains the same model with each batch-norm layer moved after its activation.")
     st.form_submit_button("Train", type="primary", key="scaling_bn_train")

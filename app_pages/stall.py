@@ -15,6 +15,7 @@ from ui.runner import run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
 from ui.verdict import show_verdict
+from ui.inputs import number_input
 
 PAGE = "stall"
 DEFAULT = Config()
@@ -50,32 +51,32 @@ c1, c2, c3 = st.columns(3)
 if scenario:
     c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(SC["optimizer"]), key="stall_sc_optimizer",
                  disabled=True)
-    c1.number_input("Learning rate", 1e-5, 1000.0, float(SC["lr"]), format="%g", key="stall_sc_lr", disabled=True)
-    c2.number_input("Steps", 50, 20_000, int(SC["steps"]), 100, key="stall_sc_steps", disabled=True)
-    c2.number_input("Batch size (0 = full batch)", 0, 100_000, int(SC["batch"]), 16, key="stall_sc_batch",
+    number_input(c1, "Learning rate", 1e-5, 1000.0, float(SC["lr"]), format="%g", key="stall_sc_lr", disabled=True)
+    number_input(c2, "Steps", 50, 20_000, int(SC["steps"]), 100, key="stall_sc_steps", disabled=True)
+    number_input(c2, "Batch size (0 = full batch)", 0, 100_000, int(SC["batch"]), 16, key="stall_sc_batch",
                     disabled=True)
     optimizer, lr, steps, batch = SC["optimizer"], SC["lr"], SC["steps"], SC["batch"]
 else:
     optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
                              help="'sgd' is plain (stochastic) gradient descent.", **bound("stall_optimizer"))
-    lr = c1.number_input("Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("stall_lr"))
-    steps = c2.number_input("Steps", 50, 20_000, DEFAULT.steps, 100, **bound("stall_steps"))
-    batch = c2.number_input("Batch size (0 = full batch)", 0, 100_000, 0, 16,
+    lr = number_input(c1, "Learning rate", 1e-5, 1000.0, DEFAULT.lr, format="%g", **bound("stall_lr"))
+    steps = number_input(c2, "Steps", 50, 20_000, DEFAULT.steps, 100, **bound("stall_steps"))
+    batch = number_input(c2, "Batch size (0 = full batch)", 0, 100_000, 0, 16,
                             help="Full batch gives clean gradient norms; a mini-batch gradient never vanishes.",
                             **bound("stall_batch"))
-window = c3.number_input("Window (steps)", 10, 5_000, DEFAULT.window, 10, **bound("stall_window"),
+window = number_input(c3, "Window (steps)", 10, 5_000, DEFAULT.window, 10, **bound("stall_window"),
                          help="A stall is at least this long: the loss is compared with its value a window earlier.")
-rel_eps = c3.number_input("Stall threshold (relative fall per window)", 1e-5, 0.5, DEFAULT.rel_eps, format="%g",
+rel_eps = number_input(c3, "Stall threshold (relative fall per window)", 1e-5, 0.5, DEFAULT.rel_eps, format="%g",
                           **bound("stall_eps"), help="A window is flat when the loss falls by less than this fraction.")
 with st.expander("Rows and curvature"):
     d1, d2 = st.columns(2)
-    train_rows = d1.number_input("Training rows (a random draw of the training split)", 20, 50_000,
+    train_rows = number_input(d1, "Training rows (a random draw of the training split)", 20, 50_000,
                                  DEFAULT.max_train_rows, 500, disabled=scenario, **bound("stall_train_rows"),
                                  help="Full-batch training costs rows x steps; the default keeps the page fast.")
-    curvature_rows = d1.number_input("Rows for the Hessian", 20, 20_000, DEFAULT.curvature_rows, 500,
+    curvature_rows = number_input(d1, "Rows for the Hessian", 20, 20_000, DEFAULT.curvature_rows, 500,
                                      **bound("stall_curvature_rows"),
                                      help="Each Hessian-vector product is a pass over these rows.")
-    max_classified = d2.number_input("Judge at most this many stalls with the Hessian", 0, 10, DEFAULT.max_classified,
+    max_classified = number_input(d2, "Judge at most this many stalls with the Hessian", 0, 10, DEFAULT.max_classified,
                                      **bound("stall_max_classified"), help="Longest first; each costs Hessian-vector products.")
     spectrum = d2.toggle(f"Full eigenvalue spectrum (models up to {EXACT_MAX_PARAMS:,} parameters)", DEFAULT.spectrum,
                          **bound("stall_spectrum"))
@@ -156,7 +157,7 @@ st.markdown("The lecture (2.2.2) says that in many dimensions a point with gradi
             "data: it takes tens of seconds, so it runs only when asked.")
 mr_default = minimum_ratio.Config()
 e1, e2 = st.columns(2)
-mr_seeds = e1.number_input("Initialisations per width", 2, 40, mr_default.seeds, **bound("stall_mr_seeds"))
+mr_seeds = number_input(e1, "Initialisations per width", 2, 40, mr_default.seeds, **bound("stall_mr_seeds"))
 mr_widths = e2.multiselect("Widths (hidden units)", [1, 2, 3, 4, 6, 8, 12, 16], list(mr_default.widths),
                            **bound("stall_mr_widths"))
 if st.toggle("Run the minimum-ratio experiment", False, **bound("stall_mr_run")):
@@ -185,8 +186,8 @@ st.markdown("The loss L(w1, w2) = (1 − w1·w2)² has a saddle point at the ori
             "hyperbola w1·w2 = 1 (dashed). Pick a point: the same critical test and Hessian signs that judged the "
             "network above judge it here (the loss scale is the origin's loss, 1).")
 left, right = st.columns([1, 2])
-w1 = left.number_input("w1", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w1"))
-w2 = left.number_input("w2", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w2"))
+w1 = number_input(left, "w1", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w1"))
+w2 = number_input(left, "w2", -2.0, 2.0, 0.0, 0.1, format="%.3f", **bound("stall_w2"))
 point = toy_point(w1, w2)
 left.metric("Loss", f"{point.loss:.4g}")
 left.markdown(f"**Gradient** (∂L/∂w1, ∂L/∂w2) = ({point.gradient[0]:.4g}, {point.gradient[1]:.4g})")

@@ -126,3 +126,20 @@ def test_sidebar_says_which_device_runs(monkeypatch):
     at.run()
     assert any("CUDA" in o for o in at.sidebar.selectbox(key="lab_device").options)
     assert "from 2e+07 parameter-rows per update" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_an_out_of_range_number_is_clamped_and_said_not_kept_silently():
+    # issue 17: seed 99999999999 and lr 1e-9 (minimum 1e-5) only got a red border while the old
+    # result stayed on screen as if it were current.
+    from tests.conftest import plain
+    from ui.state import SETUP_KEY
+
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.sidebar.number_input(key="lab_seed").set_value(99_999_999_999).run()
+    assert not at.exception
+    assert at.session_state[SETUP_KEY].seed == 2**31 - 1
+    assert any("99999999999" in plain(w.value) and "2147483647" in plain(w.value) for w in at.sidebar.warning)
+    at.switch_page("app_pages/stall.py").run()
+    at.number_input(key="stall_lr").set_value(1e-9).run()
+    assert not at.exception
+    assert any("1e-09 is outside 1e-05" in plain(w.value) and "uses 1e-05" in plain(w.value) for w in at.warning)

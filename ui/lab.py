@@ -18,6 +18,7 @@ from ui.runner import csv_column_names, upload_limit_mb
 from ui.state import SETUP_KEY
 from ui.url_state import bound, forget_upload, remember_upload, upload_in_url
 from ui.verdict import escape_markdown
+from ui.inputs import number_input
 
 UPLOAD = "Upload CSV"
 CSV_KEY = "lab_csv"  # (file name, bytes) of the last upload, kept across pages and reruns
@@ -33,7 +34,7 @@ def lab_sidebar() -> LabSetup:
         st.header("Lab setup")
         data = _data_controls()
         model = _model_controls()
-        seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, step=1, **bound("lab_seed"),
+        seed = int(number_input(st, "Seed", 0, 2**31 - 1, 0, step=1, **bound("lab_seed"),
                                    help="Same seed, same data split, weights and batches: same numbers."))
         device = _device_control()
     setup = LabSetup(data=data, model=model, seed=seed, device=device)
@@ -122,10 +123,10 @@ def _param_input(dataset: str, name: str, default: float) -> float:
     label = name.replace("_", " ")
     key = f"lab_param_{dataset}_{name}"
     if isinstance(default, int) and not isinstance(default, bool):
-        return int(st.number_input(label, min_value=10 if name == "n_samples" else 1,
+        return int(number_input(st, label, min_value=10 if name == "n_samples" else 1,
                                    max_value=100_000, value=default, step=50 if name == "n_samples" else 1,
                                    **bound(key)))
-    return float(st.number_input(label, min_value=0.0, max_value=10.0, value=float(default), step=0.05,
+    return float(number_input(st, label, min_value=0.0, max_value=10.0, value=float(default), step=0.05,
                                  format="%.2f", **bound(key)))
 
 
