@@ -6,7 +6,7 @@ from core.data import DataError
 from core.diagnoses.batch_size import parse_batch_sizes
 from core.diagnoses.lr_batch_grid import (
     MAX_RATE, MAX_RATES, MAX_SEEDS, MAX_UPDATES, MEASURES, MIN_RATES, MIN_SEEDS, Config, backend_text, best_table,
-    critical_sentence, errors_table, measure_label, noise_sentence, plan, run,
+    errors_table, measure_label, plan, run,
 )
 from core.sweep import BACKENDS
 from core.train import OPTIMIZER_LABELS, OPTIMIZERS
@@ -115,7 +115,6 @@ if result is None:
     st.stop()
 
 show_verdict(result.verdict)
-f = result.findings
 memo = (setup, config, result.seconds)
 cols = st.columns(4)
 cols[0].metric("Trials", f"{len(result.trials):,}", help=f"{result.trained} trained by this run, {result.cached} "
@@ -146,7 +145,16 @@ st.markdown(
 st.dataframe(best_table(result), hide_index=True)
 
 st.subheader("Critical batch size and the gradient noise scale")
-st.markdown(escape_markdown(f"{critical_sentence(f)} {noise_sentence(f)}"))
+budget_text = ("the same updates, the critical batch is where a larger batch stops clearly beating the smaller ones"
+               if config.budget == "updates" else
+               "the same epochs, the critical batch is where a larger batch, taking fewer updates, starts to fall "
+               "clearly behind a smaller one")
+st.markdown(
+    f"Each batch size is judged at its own best rate, across the seeds (Welch's t-test). With {budget_text}. "
+    "B_simple = tr(Σ)/|G|² comes from the squared norms of batch gradients at two batch sizes (the batch-size "
+    "page's estimator, McCandlish et al. 2018), measured at the start and at the end of the smallest batch's "
+    "runs at its best rate (each seed's run trained again, with the same numbers)."
+)
 if len(result.noise):
     st.dataframe(result.noise.rename(columns={"b_simple_start": "B_simple at the start",
                                               "b_simple_end": "B_simple at the end"}), hide_index=True)
