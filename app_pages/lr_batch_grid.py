@@ -12,6 +12,7 @@ from core.sweep import BACKENDS
 from core.train import OPTIMIZER_LABELS, OPTIMIZERS
 from ui.data_checks import show_data_checks
 from ui.export import show_chart
+from ui.inputs import number_input
 from ui.runner import load_dataset, run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
@@ -43,23 +44,23 @@ st.markdown(
 
 with st.form("lr_batch_grid_form"):
     left, middle, right = st.columns(3)
-    lr_min = left.number_input("Smallest rate", 1e-6, MAX_RATE, DEFAULT.lr_min, format="%g", **bound("lr_batch_grid_lr_min"))
-    lr_max = left.number_input("Largest rate", 1e-6, MAX_RATE, DEFAULT.lr_max, format="%g", **bound("lr_batch_grid_lr_max"))
+    lr_min = number_input(left, "Smallest rate", 1e-6, MAX_RATE, DEFAULT.lr_min, format="%g", **bound("lr_batch_grid_lr_min"))
+    lr_max = number_input(left, "Largest rate", 1e-6, MAX_RATE, DEFAULT.lr_max, format="%g", **bound("lr_batch_grid_lr_max"))
     n_rates = left.slider("Rates (log-spaced)", MIN_RATES, MAX_RATES, DEFAULT.n_rates, **bound("lr_batch_grid_n_rates"))
     sizes_text = middle.text_input(
         "Batch sizes", "auto", **bound("lr_batch_grid_sizes"),
         help="Rows per update, separated by commas, e.g. '8, 32, 128, full'; 'full' is the whole training split; "
              "'auto' is 8, 32 and 128 (those smaller than the split) and full.")
-    seeds = middle.number_input(
+    seeds = number_input(middle,
         "Seeds per cell", MIN_SEEDS, MAX_SEEDS, DEFAULT.seeds, **bound("lr_batch_grid_seeds"),
         help="Each seed draws its own train/validation split, initial weights and batch order.")
     budget = middle.radio(
         "Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True, **bound("lr_batch_grid_budget"),
         help="Same updates: every cell takes the same number of steps (a larger batch sees more data). Same epochs: "
              "every cell sees the data equally often (a larger batch takes fewer steps).")
-    updates = middle.number_input("Updates (same-updates budget)", 1, MAX_UPDATES, DEFAULT.updates,
+    updates = number_input(middle, "Updates (same-updates budget)", 1, MAX_UPDATES, DEFAULT.updates,
                                   **bound("lr_batch_grid_updates"))
-    epochs = middle.number_input("Epochs (same-epochs budget)", 1, 500, DEFAULT.epochs, **bound("lr_batch_grid_epochs"))
+    epochs = number_input(middle, "Epochs (same-epochs budget)", 1, 500, DEFAULT.epochs, **bound("lr_batch_grid_epochs"))
     optimizer = right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
                                 format_func=OPTIMIZER_LABELS.get, **bound("lr_batch_grid_optimizer"))
     measure = right.selectbox("Best means", MEASURES, format_func=MEASURE_NAMES.get, **bound("lr_batch_grid_measure"),
@@ -68,7 +69,7 @@ with st.form("lr_batch_grid_form"):
     backend = right.selectbox("Run trials on", BACKENDS, format_func=BACKEND_NAMES.get, **bound("lr_batch_grid_backend"),
                               help="auto: this process for three trials or fewer, joblib worker processes otherwise, "
                                    "Ray when TRAINSCOPE_RAY_ADDRESS names a cluster. Every backend gives the same numbers.")
-    n_jobs = right.number_input("Workers", 1, 64, DEFAULT.n_jobs, **bound("lr_batch_grid_workers"),
+    n_jobs = number_input(right, "Workers", 1, 64, DEFAULT.n_jobs, **bound("lr_batch_grid_workers"),
                                 help="Worker processes (joblib) or CPUs (local Ray), each on one torch thread.")
     submitted = st.form_submit_button("Run the grid", type="primary", key="lr_batch_grid_run")
 
