@@ -234,3 +234,36 @@ def test_an_absent_device_is_refused_with_a_sentence(monkeypatch):
     with pytest.raises(ValueError, match="Unknown device"):
         pick_device("tpu")
     assert pick_device("auto", 10**9, 10**6).type in ("cpu", "mps")
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not __import__("torch").cuda.is_available(),
+                                                                   reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_and_the_kit_run_on_each_device_and_agree_with_the_cpu(device, moons):
+    # issue 13: every core path device-correct; results come back as CPU numbers.
+    from core.lab import LabSetup
+    from core.runs import prepare_split, run_model
+
+    setup = LabSetup(device=device)
+    split = prepare_split(moons, setup)
+    cfg = TrainConfig(optimizer="sgd", lr=0.5, max_steps=30, device=device)
+    rec = run_model(split, setup, cfg, key="x")
+    assert rec.device.startswith(device)
+    ref = run_model(split, LabSetup(device="cpu"), TrainConfig(optimizer="sgd", lr=0.5, max_steps=30, device="cpu"),
+                    key="x")
+    np.testing.assert_allclose(rec.history.steps["loss"], ref.history.steps["loss"], rtol=1e-4, atol=1e-6)
+    assert isinstance(rec.end.val_loss, float) and abs(rec.end.val_loss - ref.end.val_loss) < 1e-4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_diagnosis_on_each_device_returns_numpy(device):
+    from core.data import load_builtin
+    from core.diagnoses import loss_function
+    from core.lab import LabSetup
+
+    res = loss_function.run(load_builtin("moons", n_samples=120), LabSetup(device=device),
+                            loss_function.Config(steps=20, seeds=1))
+    assert res.trained and res.curves["loss"].dtype.kind == "f"
+    assert not any(type(v).__module__.startswith("torch") for v in res.summary.iloc[0].to_dict().values())
