@@ -13,6 +13,7 @@ from core.train import OPTIMIZER_LABELS, OPTIMIZERS
 from ui.data_checks import show_data_checks
 from ui.export import show_chart
 from ui.inputs import number_input
+from ui.warmup import warm_sweep_workers
 from ui.runner import load_dataset, run_diagnosis
 from ui.state import current_setup
 from ui.url_state import bound
@@ -81,6 +82,8 @@ except ValueError as exc:
 config = Config(lr_min=float(lr_min), lr_max=float(lr_max), n_rates=int(n_rates), batch_sizes=sizes,
                 seeds=int(seeds), budget=budget, updates=int(updates), epochs=int(epochs), optimizer=optimizer,
                 measure=measure, backend=backend, n_jobs=int(n_jobs))
+if backend in ("auto", "joblib") and int(n_jobs) > 1:
+    warm_sweep_workers(int(n_jobs))  # while the user reads the form: the first grid then starts at full speed
 
 try:  # refuse an impossible or too heavy grid before anything trains
     data = load_dataset(setup.data, setup.seed)
