@@ -46,7 +46,9 @@ def measure_load(path) -> dict:
         start = time.perf_counter()
         data = load_csv({str(path)!r})
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM (this process image's peak), not ru_maxrss: Linux carries ru_maxrss across fork and
+        # exec, so a child of a big pytest process would report the parent's size as its own peak.
+        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
         print(json.dumps(dict(rows=data.n_rows, features=data.n_features, task=data.task,
                               seconds=seconds, peak_mb=peak, before_mb=before, notes=list(data.notes))))
     """)
@@ -124,7 +126,9 @@ def rss_mb():
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
 
 def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: ru_maxrss survives fork and exec (the parent's size would count).
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 
 rng = np.random.default_rng(0)
 n = 200_000
