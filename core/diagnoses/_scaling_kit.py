@@ -6,14 +6,13 @@ The experiments themselves live in scaling_surface, scaling_lab, bn_curvature an
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
 from core.curvature import hessian_extremes, model_loss
-from core.diagnoses import Progress
+from core.diagnoses import Progress, Ticker
 from core.rules import smooth
 
 MIN_SEEDS, MAX_SEEDS = 1, 10  # one seed is a single run (no claim on pace); ten bound the time
@@ -28,7 +27,6 @@ MEASURE_ROWS, MEASURE_WORK = 1024, 4e6
 # parameter (4 x 64 MLP on digits); both doubled for a slower laptop.
 UPDATE_SECONDS, ROW_PARAM_SECONDS = 1e-3, 5e-10
 MAX_TRAIN_SECONDS = 60.0
-TICK_SECONDS = 0.2  # a long measure reports progress (where a Stop lands) at least this often
 CURVE_POINTS = 300  # points kept per training curve (the charts need no more)
 
 
@@ -67,27 +65,6 @@ def rows_note(n_kept: int, n_all: int, task: str, what: str = "Training") -> str
 def measure_rows(n_rows: int, n_params: int) -> int:
     """How many training rows a curvature measure uses (MEASURE_ROWS, fewer for big models)."""
     return int(max(16, min(n_rows, MEASURE_ROWS, MEASURE_WORK // max(n_params, 1))))
-
-
-class Ticker:
-    """A `should_stop` for long measures: it calls on_progress (where a Stop lands under Streamlit)
-    at most every TICK_SECONDS, at the fraction and message last set with `at`, and never asks to
-    stop by itself."""
-
-    def __init__(self, on_progress: Progress):
-        self.on_progress, self.fraction, self.message, self.last = on_progress, 0.0, "", 0.0
-
-    def at(self, fraction: float, message: str) -> None:
-        """Report progress now and remember it for the ticks that follow."""
-        self.fraction, self.message, self.last = fraction, message, time.perf_counter()
-        self.on_progress(fraction, message)
-
-    def __call__(self) -> bool:
-        now = time.perf_counter()
-        if now - self.last >= TICK_SECONDS:
-            self.last = now
-            self.on_progress(self.fraction, self.message)
-        return False
 
 
 def lambda_max(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray, should_stop=None) -> float:

@@ -51,7 +51,7 @@ from torch.func import functional_call
 
 from core.curvature import gradient, hessian_extremes, hutchinson_trace, model_loss
 from core.data import Dataset
-from core.diagnoses import Progress, Verdict, no_progress, sub_progress
+from core.diagnoses import Progress, Verdict, no_progress, sub_progress, Ticker
 from core.diagnoses.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
@@ -99,7 +99,6 @@ RISE_FACTOR = 1.5
 TIMING_MIN_RATIO = 1.2  # "faster" needs at least this ratio of medians besides passing the t-test
 SETTLE_LEGS = 3  # settle legs, each followed by a fresh curvature measurement
 CURVE_POINTS = 12  # about this many evaluations along each run (for the loss-over-updates chart)
-LOG_EVERY = 0.25  # seconds between progress calls inside measures (where a Stop lands)
 
 
 @dataclass(frozen=True)
@@ -856,31 +855,11 @@ def interpolation_frame(
 
 
 # --------------------------------------------------------------------------- the diagnosis
-class _Ticker:
-    """A `should_stop` for long measures: calls on_progress (where a Stop lands under Streamlit)
-    at most every LOG_EVERY seconds, at the fraction and message last set."""
-
-    def __init__(self, on_progress: Progress):
-        self.on_progress, self.fraction, self.message, self.last = on_progress, 0.0, "", 0.0
-
-    def at(self, fraction: float, message: str) -> None:
-        self.fraction, self.message = fraction, message
-        self.last = time.perf_counter()
-        self.on_progress(fraction, message)
-
-    def __call__(self) -> bool:
-        now = time.perf_counter()
-        if now - self.last >= LOG_EVERY:
-            self.last = now
-            self.on_progress(self.fraction, self.message)
-        return False
-
-
 def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
     """Time, train and measure every batch size over several seeds; see the module doc."""
     start = time.perf_counter()
     on_progress = on_progress or no_progress
-    tick = _Ticker(on_progress)
+    tick = Ticker(on_progress)
     validate(config)
     check_dataset_size(data)
     seeds = seeds_for(setup, config.seeds)
@@ -1062,7 +1041,7 @@ def measure_point(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray, loss_
     loss is a fixed function of the weights); the model itself is untouched. ``loss_scale`` is the
     loss the run started from (core.rules.critical_test).
     """
-    tick = should_stop if isinstance(should_stop, _Ticker) else None
+    tick = should_stop if isinstance(should_stop, Ticker) else None
     stop = should_stop or (lambda: False)
 
     def advance() -> None:
