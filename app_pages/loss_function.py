@@ -73,6 +73,8 @@ result = run_diagnosis(run, setup, config, label="Training")
 def show_training(result) -> None:
     """Verdict, the start, one metric per loss, the summary table and the curves."""
     show_verdict(result.verdict)
+    for note in result.notes:
+        st.caption(escape_markdown(note))
     for message in result.messages:
         st.error(message, icon=":material/error:")
     if result.wrong_class is not None:

@@ -17,7 +17,7 @@ cross-entropy gradient ~1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ class Config:
     picture_extent: float = 10.0  # the picture covers [-extent, extent]^2 in (y1, y2), as in the lecture
     picture_points: int = 61  # grid points per axis of each heat map
     seeds: int = 3  # initial weights per loss (the lab seed and the next ones); claims must hold across them
+    max_train_rows: int = 2000  # full-batch training uses at most this many rows of the training split
 
 
 @dataclass(eq=False)
@@ -82,6 +83,7 @@ class Result:
     softmax_max_diff: float
     findings: "Findings | None"
     verdict: Verdict
+    notes: list = field(default_factory=list)  # what was subsampled, in words
 
 
 def validate(config: Config) -> None:
@@ -102,6 +104,8 @@ def validate(config: Config) -> None:
         raise ValueError("The picture's extent must be between 0 and 100.")
     if not 5 <= config.picture_points <= 201:
         raise ValueError("The picture needs between 5 and 201 grid points per axis.")
+    if not 100 <= config.max_train_rows <= 100_000:
+        raise ValueError("Train on between 100 and 100,000 rows.")
     if not 1 <= config.seeds <= 20:
         raise ValueError("Use between 1 and 20 seeds.")
     if config.seeds * config.steps > 20_000:
@@ -316,7 +320,12 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
                       **common)
 
     check_dataset_size(data)
-    split = prepare_split(data, setup)
+    # Full-batch runs over every row of a large upload would take minutes: train on a stratified
+    # sample of the training split (the page shows the note).
+    split = prepare_split(data, setup, max_train_rows=config.max_train_rows)
+    n_split = int(round(data.n_rows * (1 - 0.2)))
+    notes = ([f"Trained on {len(split.X_train):,} of the {n_split:,} training rows (a random sample, each class "
+              "keeping its share), so the page stays quick on a large upload."] if n_split > len(split.X_train) else [])
     k = split.n_classes
     names = [n for n in RUN_LABELS if n != "mse" or config.raw_mse]
     seeds = seeds_for(setup, config.seeds)
@@ -348,7 +357,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     return Result(task=data.task, trained=True, curves=curves, bands=_bands(curves), summary=summary, goal=goal,
                   diverged=diverged, messages=messages, wrong_class=wrong_class, wrong_share=wrong_share,
                   chance=chance, n_train=len(split.y_train), findings=findings,
-                  verdict=make_verdict(findings, summary, goal, config), **common)
+                  verdict=make_verdict(findings, summary, goal, config), notes=notes, **common)
 
 
 def _goal(curves: pd.DataFrame, wanted: float, chance: float) -> float:
