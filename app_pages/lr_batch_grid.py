@@ -56,18 +56,18 @@ with st.form("lr_batch_grid_form"):
         "Seeds per cell", MIN_SEEDS, MAX_SEEDS, DEFAULT.seeds, **bound("lr_batch_grid_seeds"),
         help="Each seed draws its own train/validation split, initial weights and batch order.")
     budget = middle.radio(
-        "Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True, **bound("lr_batch_grid_budget"),
+        "Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True, **bound("lr_batch_grid_budget", list(BUDGETS), BUDGETS.get),
         help="Same updates: every cell takes the same number of steps (a larger batch sees more data). Same epochs: "
              "every cell sees the data equally often (a larger batch takes fewer steps).")
     updates = number_input(middle, "Updates (same-updates budget)", 1, MAX_UPDATES, DEFAULT.updates,
                                   **bound("lr_batch_grid_updates"))
     epochs = number_input(middle, "Epochs (same-epochs budget)", 1, 500, DEFAULT.epochs, **bound("lr_batch_grid_epochs"))
     optimizer = right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT.optimizer),
-                                format_func=OPTIMIZER_LABELS.get, **bound("lr_batch_grid_optimizer"))
-    measure = right.selectbox("Best means", MEASURES, format_func=MEASURE_NAMES.get, **bound("lr_batch_grid_measure"),
+                                format_func=OPTIMIZER_LABELS.get, **bound("lr_batch_grid_optimizer", OPTIMIZERS, OPTIMIZER_LABELS.get))
+    measure = right.selectbox("Best means", MEASURES, format_func=MEASURE_NAMES.get, **bound("lr_batch_grid_measure", MEASURES, MEASURE_NAMES.get),
                               help="The measure that picks the best rate and compares batch sizes. A loss separates "
                                    "cells more finely than accuracy on a small validation split.")
-    backend = right.selectbox("Run trials on", BACKENDS, format_func=BACKEND_NAMES.get, **bound("lr_batch_grid_backend"),
+    backend = right.selectbox("Run trials on", BACKENDS, format_func=BACKEND_NAMES.get, **bound("lr_batch_grid_backend", BACKENDS, BACKEND_NAMES.get),
                               help="auto: this process for three trials or fewer, joblib worker processes otherwise, "
                                    "Ray when TRAINSCOPE_RAY_ADDRESS names a cluster. Every backend gives the same numbers.")
     n_jobs = number_input(right, "Workers", 1, 64, DEFAULT.n_jobs, **bound("lr_batch_grid_workers"),

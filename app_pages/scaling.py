@@ -45,7 +45,7 @@ st.markdown(
 # ----------------------------------------------------------------------------- 1. error surface
 st.header("1. The error surface, raw vs standardized")
 st.markdown("A linear regression y = w1·x1 + w2·x2 + b, fitted by plain gradient descent from w = 0, b = 0.")
-source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, horizontal=True, **bound("scaling_source"))
+source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, horizontal=True, **bound("scaling_source", list(SOURCES), SOURCES.get))
 x1 = x2 = None
 surface_ok = True
 if source == "lab":
@@ -119,11 +119,11 @@ st.markdown(f"The sidebar's model ({escape_markdown(setup.describe())}) trained 
             "weights and batches.")
 with st.form("scaling_lab_form"):
     c1, c2, c3, c4 = st.columns(4)
-    optimizer = c1.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, **bound("scaling_optimizer"))
+    optimizer = c1.selectbox("Optimizer", list(OPTIMIZERS), format_func=OPTIMIZERS.get, **bound("scaling_optimizer", list(OPTIMIZERS), OPTIMIZERS.get))
     seeds = number_input(c1, "Seeds", 1, MAX_SEEDS, LAB.seeds, **bound("scaling_seeds"),
                             help="Initial weights and batch order per run. A difference is claimed only when it holds "
                                  "across seeds (Welch's t-test); more seeds take longer.")
-    mode = c2.radio("Learning rate", list(LR_MODES), format_func=LR_MODES.get, **bound("scaling_lr_mode"))
+    mode = c2.radio("Learning rate", list(LR_MODES), format_func=LR_MODES.get, **bound("scaling_lr_mode", list(LR_MODES), LR_MODES.get))
     lr = number_input(c3, "Rate (one for every run)", 1e-5, 1000.0, LAB.lr, format="%.4g", **bound("scaling_lr"))
     lr_fraction = number_input(c3, "Fraction of 2 / λmax", 0.05, 2.0, LAB.lr_fraction, 0.05,
                                   **bound("scaling_lr_fraction"))
@@ -185,7 +185,7 @@ st.markdown(
 )
 with st.form("scaling_curv_form"):
     c1, c2, c3, c4 = st.columns(4)
-    c_inputs = c1.selectbox("Inputs", list(INPUTS), format_func=INPUTS.get, **bound("scaling_c_inputs"))
+    c_inputs = c1.selectbox("Inputs", list(INPUTS), format_func=INPUTS.get, **bound("scaling_c_inputs", list(INPUTS), INPUTS.get))
     c_seeds = number_input(c1, "Seeds", 1, MAX_SEEDS, CURV.seeds, **bound("scaling_c_seeds"))
     c_low = number_input(c2, "Smallest rate", 1e-5, 100.0, CURV.low, format="%g", **bound("scaling_c_low"))
     c_high = number_input(c2, "Largest rate", 1e-4, 1000.0, CURV.high, format="%g", **bound("scaling_c_high"))
