@@ -690,9 +690,9 @@ def make_verdict(r: Result, config: Config) -> Verdict:
         return Verdict("warning", f"The loss did not fall: {num(r.start_loss)} at the start, {num(r.final_loss)} at the "
                        f"end (mean of the last 20%).{extra}",
                        "Check the learning rate (the Learning rate page's range test) and the data pipeline.")
-    return Verdict("good", f"No divergence, no spike and no stall: nowhere did the loss stop falling for a "
-                   f"{r.window:,}-step window or longer (a stall falls by less than {pct(config.rel_eps)} per window, "
-                   f"beyond its step-to-step noise); {num(r.start_loss, 4)} → {num(r.final_loss, 4)} (mean of the "
+    return Verdict("good", f"No divergence, no spike and no stall: no {r.window:,}-step window or longer "
+                   f"was shown to fall by less than {pct(config.rel_eps)} per window beyond its step-to-step noise "
+                   f"(the stall rule); {num(r.start_loss, 4)} → {num(r.final_loss, 4)} (mean of the "
                    f"last 20%).{extra}",
                    "Nothing is stuck; if the loss is still falling at the end, train longer.")
 

@@ -760,8 +760,8 @@ def make_verdict(f: Findings) -> Verdict:
             f"gradient and curvature both fade).{end}{count}",
             "Lower the learning rate by 10x or more; see the Learning rate page.")
     if not f.stalls:
-        text = (f"No stall: nowhere did the loss stop falling for a {f.window:,}-step window or longer (a stall "
-                f"falls by less than {pct(f.rel_eps)} per window, beyond its step-to-step noise); "
+        text = (f"No stall: no {f.window:,}-step window or longer was shown to fall by less than "
+                f"{pct(f.rel_eps)} per window beyond its step-to-step noise (the stall rule); "
                 f"{num(f.start_loss, 4)} → {num(f.final_loss, 4)}.{end}")
         if f.end is not None and f.end.test.critical:
             text += " The loss was still falling there, so the run is passing through this region, not stuck in it."
