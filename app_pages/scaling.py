@@ -7,7 +7,7 @@ from core.charts.scaling import (
 )
 from core.data import DataError
 from core.diagnoses import batch_norm, bn_curvature, scaling_lab, scaling_surface
-from core.diagnoses._scaling_kit import MAX_SEEDS, MAX_STEPS, MAX_TRAIN_ROWS
+from core.diagnoses._kits.scaling import MAX_SEEDS, MAX_STEPS, MAX_TRAIN_ROWS
 from core.diagnoses.words import num
 from ui.data_checks import show_data_checks
 from ui.export import show_chart

@@ -169,7 +169,7 @@ def _flat_end_to_end(first: float, last: float, length: int, window: int, rel_ep
 
 
 def _flat_beyond_noise(raw: np.ndarray, level: float, window: int, rel_eps: float) -> bool:
-    from core.diagnoses.findings import NOISE_MULTIPLE
+    from core.findings import NOISE_MULTIPLE
 
     raw = raw[np.isfinite(raw)]
     if len(raw) < 3:

@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 
 from core.data import Dataset
 from core.diagnoses import Progress, no_progress
-from core.diagnoses.findings import tail_mean, tail_noise
+from core.findings import tail_mean, tail_noise
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params
 from core.rules import Divergence

@@ -16,7 +16,7 @@ from core.diagnoses import batch_norm, bn_curvature
 from core.diagnoses.batch_norm import (
     BatchRecorder, batch_stat_error, bn_after_activation, expected_mean_error, momentum_rule, placement,
 )
-from core.diagnoses.findings import Comparison
+from core.findings import Comparison
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp
 from core.runs import prepare_split, run_model

@@ -186,7 +186,8 @@ def test_doctests_of_the_pages_modules():
     import doctest
 
     from core.charts import learning_rate as charts_module
-    from core.diagnoses import _lr_kit, lr_burst, lr_optimizers, lr_preview, lr_surfaces
+    from core.diagnoses import lr_burst, lr_optimizers, lr_preview, lr_surfaces
+    from core.diagnoses._kits import lr as _lr_kit
 
     for module in (learning_rate, lr_range, lr_schedules, lr_preview, lr_surfaces, lr_burst, lr_optimizers, _lr_kit,
                    charts_module):

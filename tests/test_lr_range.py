@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from scipy.ndimage import median_filter
 
-from core.diagnoses import _lr_kit as kit
+from core.diagnoses._kits import lr as kit
 from core.diagnoses import lr_range
-from core.diagnoses.findings import NOISE_MULTIPLE, SIGNIFICANCE
+from core.findings import NOISE_MULTIPLE, SIGNIFICANCE
 from core.lab import LabSetup, load_data
 from core.models import build_mlp
 from core.train import TrainConfig, split_data, train

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import core.diagnoses
-from core.diagnoses.registry import REGISTRY
+from core.registry import REGISTRY
 from ui.pages import DIAGNOSES
 
 ROOT = Path(__file__).resolve().parent.parent

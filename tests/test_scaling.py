@@ -19,7 +19,7 @@ from core.charts.scaling import lab_curvature, surface_curves
 from core.curvature import hessian_eigenvalues
 from core.data import DataError, Dataset, load_builtin
 from core.diagnoses import scaling, scaling_lab, scaling_surface
-from core.diagnoses.findings import Comparison
+from core.findings import Comparison
 from core.diagnoses.scaling_surface import excess_after, gd_path, pick_columns, quadratic_loss, steps_to_excess
 from core.diagnoses.words import comparison_sentence, divergence_sentence
 from core.export import chart_bytes

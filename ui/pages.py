@@ -1,9 +1,9 @@
-"""The app's pages: one entry per diagnosis in core.diagnoses.registry, in the lecture's order."""
+"""The app's pages: one entry per diagnosis in core.registry, in the lecture's order."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.diagnoses.registry import REGISTRY
+from core.registry import REGISTRY
 
 
 @dataclass(frozen=True)

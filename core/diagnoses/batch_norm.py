@@ -30,11 +30,11 @@ from torch import nn
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses._scaling_kit import (
+from core.diagnoses._kits.scaling import (
     DEFAULT_TRAIN_ROWS, bands, check_budget, check_common, estimated_seconds, rows_note, smooth_width,
     smoothed_curve, thin,
 )
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.scaling_lab import trim_for_batch_norm
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
@@ -400,7 +400,7 @@ def _summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def find(runs: pd.DataFrame, divergences: pd.Series, stats: pd.DataFrame, where: str, config: Config) -> Findings:
-    """Compare the runs across seeds (core.diagnoses.findings.compare); a diverged seed is left out."""
+    """Compare the runs across seeds (core.findings.compare); a diverged seed is left out."""
     ok = runs[runs["diverged_at"].isna()]
     by = {k: ok[ok["run"] == k] for k in RUNS}
     n_seeds = int(runs["seed"].nunique())

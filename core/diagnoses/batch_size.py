@@ -24,7 +24,7 @@
    (`interpolation_frame`, Keskar et al. 2017).
 
 Findings (`Findings`) compare the smallest with the largest batch through
-core.diagnoses.findings.compare (Welch's t-test across seeds or timing repeats); `make_verdict`
+core.findings.compare (Welch's t-test across seeds or timing repeats); `make_verdict`
 and `summary_table` word them. Nothing large is kept: no model states, no per-step records.
 
 >>> from core.data import load_builtin
@@ -52,7 +52,7 @@ from torch.func import functional_call
 from core.curvature import gradient, hessian_extremes, hutchinson_trace, model_loss
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress, Ticker
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.models import n_params as count_params

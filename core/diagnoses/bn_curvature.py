@@ -14,7 +14,7 @@ which plain full-batch gradient descent trains without diverging (core.rules, in
 core.train.train), found by a geometric sweep of rates, compared with each model's own
 2 / lambda_max at the start; plus lambda_max and the weights' norm after training at that rate,
 and the lowest loss any rate reached. Everything is repeated over seeds (initial weights) and
-compared through core.diagnoses.findings.compare.
+compared through core.findings.compare.
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ from torch import nn
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses._scaling_kit import (
+from core.diagnoses._kits.scaling import (
     MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, lambda_max, measure_rows, rows_note,
 )
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, num
 from core.lab import LabSetup
 from core.models import n_params

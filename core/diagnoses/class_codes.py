@@ -23,7 +23,7 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import pct
 from core.lab import LabSetup
 from core.models import ModelSpec
@@ -151,7 +151,7 @@ def run(data=None, setup: LabSetup | None = None, config: Config = Config(),
 
 
 def find(per_seed: pd.DataFrame, n_seeds: int) -> Findings:
-    """Compare the two codings across seeds (core.diagnoses.findings.compare)."""
+    """Compare the two codings across seeds (core.findings.compare)."""
     mse, hot = per_seed[per_seed["run"] == "index_mse"], per_seed[per_seed["run"] == "one_hot"]
     # With one seed there is no run-to-run noise to judge by; a share of rows is then held to the
     # binomial standard error of that share.

@@ -27,7 +27,7 @@ from torch import nn
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import capital, divergence_sentence
 from core.lab import LabSetup
 from core.runs import build, prepare_split, run_model, seeds_for
@@ -415,7 +415,7 @@ def _bands(curves: pd.DataFrame) -> pd.DataFrame:
 
 def find(curves: pd.DataFrame, summary: pd.DataFrame, goal: float, config: Config, chance: float,
          diverged: dict, n_seeds: int) -> Findings:
-    """Compare cross-entropy with softmax + MSE across seeds (core.diagnoses.findings.compare)."""
+    """Compare cross-entropy with softmax + MSE across seeds (core.findings.compare)."""
     per = _per_seed(curves, goal, config.steps)
     ce, sm = per[per["run"] == "cross_entropy"], per[per["run"] == "softmax_mse"]
 

@@ -8,7 +8,7 @@ finished), then decides:
 
 1. **Best rate per batch size**: the rate with the best mean of `Config.measure` over the seeds
    among the cells where no seed diverged (core.rules, inside core.train) and none failed, and the
-   range of rates whose cell is not clearly worse (core.diagnoses.findings.compare: Welch's t-test
+   range of rates whose cell is not clearly worse (core.findings.compare: Welch's t-test
    across seeds). A range that touches the grid's edge is open on that side.
 2. **Scaling rule**: from the smallest to the largest batch (k times larger) the best rate grows
    by a factor known only within the two ranges, widened by the grid's spacing (the true optimum
@@ -57,7 +57,7 @@ from core.diagnoses.batch_size import (
     measure_rows,
     size_label,
 )
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import divergence_sentence, num
 from core.lab import LabSetup
 from core.models import n_params as count_params

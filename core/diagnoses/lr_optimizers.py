@@ -22,8 +22,8 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses import _lr_kit as kit
-from core.diagnoses.findings import Comparison
+from core.diagnoses._kits import lr as kit
+from core.findings import Comparison
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.train import TrainConfig

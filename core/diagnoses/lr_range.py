@@ -8,7 +8,7 @@
    "valley" and "steepest".
 2. The check: train at 0.1x, 1x and 10x the valley, each with `seeds` seeds, and compare them on
    the tail training loss (the mean of each run's last 20% of steps) with
-   core.diagnoses.findings.compare: Welch's t-test across seeds, or the runs' own tail noise.
+   core.findings.compare: Welch's t-test across seeds, or the runs' own tail noise.
 3. The choice (`choose_rate`): the valley, unless the check found a rate that trained clearly
    better; then the rate with the lowest mean, which no other rate can have beaten. A rate that
    diverged in any seed is never chosen. So the recommendation never names a rate its own check
@@ -28,8 +28,8 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses import _lr_kit as kit
-from core.diagnoses.findings import Comparison
+from core.diagnoses._kits import lr as kit
+from core.findings import Comparison
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.rules import Divergence
@@ -250,7 +250,7 @@ def choose_rate(groups: dict[str, kit.RunGroup], comparisons: dict[tuple[str, st
                 valley_lr: float | None) -> RateChoice:
     """The valley unless the check beat it; see the module docstring.
 
-    >>> from core.diagnoses._lr_kit import RunGroup, compare_groups
+    >>> from core.diagnoses._kits.lr import RunGroup, compare_groups
     >>> g = {k: RunGroup(k, f, (0,), (t,), (0.001,), (t,), (None,), pd.DataFrame())
     ...      for k, f, t in (("0.1x", 0.1, 0.5), ("1x", 1.0, 0.3), ("10x", 10.0, 0.2))}
     >>> c = {(a, b): compare_groups(g[a], g[b]) for a in g for b in g if a < b}

@@ -3,7 +3,7 @@
 Every run trains the lab model from the same initial weights and batches (per seed) with
 core.train; only the rate per step differs (core.schedules' torch twins). Each configuration runs
 with `seeds` seeds and is compared with the constant rate on the tail training loss (the mean of
-the last 20% of steps) by core.diagnoses.findings.compare; a schedule is called better only when
+the last 20% of steps) by core.findings.compare; a schedule is called better only when
 it beats the constant rate beyond the run-to-run noise.
 
 >>> from core.data import load_builtin
@@ -20,8 +20,8 @@ import pandas as pd
 from core import schedules as sch
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses import _lr_kit as kit
-from core.diagnoses.findings import Comparison
+from core.diagnoses._kits import lr as kit
+from core.findings import Comparison
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.train import TrainConfig

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 from core.curvature import classify_point, gradient, hessian_eigenvalues, model_loss
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress
-from core.diagnoses.findings import SIGNIFICANCE
+from core.findings import SIGNIFICANCE
 from core.diagnoses.words import num, pct
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp

@@ -23,7 +23,7 @@
 - **the schedule**, read back from the logged rate by core.schedule_fit (every core.schedules
   family fitted, the best kept).
 - **train vs evaluation loss**: where the evaluation loss bottomed out, whether it then rose
-  beyond the noise (core.diagnoses.findings.compare) while the training loss kept falling, and
+  beyond the noise (core.findings.compare) while the training loss kept falling, and
   the step from which the evaluation loss stays more than GAP_OPEN above the training loss.
 
 `compare_runs(results)` puts several runs side by side. Findings first, then `make_verdict`
@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import ndimage
 
 from core.diagnoses import Progress, Verdict, no_progress
-from core.diagnoses.findings import Comparison, compare, tail_mean, tail_noise
+from core.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
 from core.diagnoses.stall import CRITICAL, OSCILLATION, UNCLEAR
 from core.rules import (

@@ -8,7 +8,7 @@ named by stable keys (RUNS); LABELS is only what the page shows.
 Per run and seed: lambda_max of the full training loss at the start (the stable rate of plain
 gradient descent is 2 / lambda_max), the steps until the smoothed training loss reaches a target
 (a share of the loss of the best constant prediction), the loss level over the last 20% of steps,
-and the final validation metric. Comparisons go through core.diagnoses.findings.compare (Welch's
+and the final validation metric. Comparisons go through core.findings.compare (Welch's
 t-test across seeds; one seed: the runs' own tail noise), the verdicts through core.diagnoses.words.
 
 >>> from core.data import load_builtin
@@ -28,11 +28,11 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
-from core.diagnoses._scaling_kit import (
+from core.diagnoses._kits.scaling import (
     DEFAULT_TRAIN_ROWS, Ticker, bands, check_budget, check_common, estimated_seconds, first_at_or_below,
     lambda_max, measure_rows, rows_note, smooth_width, smoothed_curve, thin,
 )
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, difference_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.models import n_params
@@ -253,7 +253,7 @@ def _steps_samples(g: pd.DataFrame, budget: int) -> list[float]:
 def find(runs: pd.DataFrame, divergences: pd.Series, standard_split: Split, config: Config,
          target: float) -> Findings:
     """Compare standardized with raw inputs, and batch norm on raw inputs with raw and standardized
-    inputs, across seeds (core.diagnoses.findings.compare)."""
+    inputs, across seeds (core.findings.compare)."""
     by = {k: runs[runs["run"] == k] for k in RUNS}
 
     def level(a: str, b: str) -> Comparison:

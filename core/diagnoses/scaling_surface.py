@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import DataError, Dataset, load_builtin
 from core.diagnoses import Progress, Verdict, no_progress
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.diagnoses.words import comparison_sentence, divergence_sentence, num, times
 from core.lab import LabSetup
 from core.rules import Divergence, first_divergence

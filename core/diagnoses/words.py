@@ -4,7 +4,7 @@ Pages and diagnoses word numbers through these helpers so "2.3x faster", "62%" a
 "steps 22-975" read the same everywhere, and every comparison sentence takes its direction from
 a `Comparison` (never from the order the caller happened to pass the runs in).
 
->>> from core.diagnoses.findings import compare
+>>> from core.findings import compare
 >>> c = compare("steps_to_target", "std", [8.0], "raw", [11.0], higher_is_better=False, noise=0.0)
 >>> comparison_sentence(c, {"std": "standardized", "raw": "raw"}, "reached the target loss",
 ...                     "sooner", "steps", unit_plural="steps")
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from core.diagnoses.findings import Comparison
+from core.findings import Comparison
 from core.rules import BLOWUP_FACTOR, Divergence
 
 
@@ -112,7 +112,7 @@ def difference_sentence(c: Comparison, labels: Mapping[str, str], did: str, bett
     """Like comparison_sentence, for measures whose ratio means little (accuracy, R^2): the
     winner's lead is a difference ("+0.013"), not "1x higher". Direction from `c.winner`.
 
-    >>> from core.diagnoses.findings import compare
+    >>> from core.findings import compare
     >>> c = compare("val_metric", "bn", [0.94], "raw", [0.91], higher_is_better=True, noise=0.0)
     >>> difference_sentence(c, {"bn": "batch norm", "raw": "raw"}, "ended with", "a higher accuracy", "accuracy")
     'batch norm ended with a higher accuracy: 0.94 vs 0.91 for raw (0.03 apart).'

@@ -2,7 +2,7 @@
 
 Not a diagnosis (no `run`): the split every run shares, input checks, the work budget, seeded
 groups of runs through core.runs.run_model, their comparison through
-core.diagnoses.findings.compare, and the mean-and-spread curves the charts draw.
+core.findings.compare, and the mean-and-spread curves the charts draw.
 
 A run's level is its *tail training loss*: the mean of the last 20% of its per-step losses
 (core.runs.TAIL_SHARE), never its last noisy point. Two groups of runs are compared on it with
@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, no_progress, sub_progress
-from core.diagnoses.findings import Comparison, compare
+from core.findings import Comparison, compare
 from core.lab import LabSetup
 from core.rules import Divergence, smooth
 from core.runs import prepare_split, run_model, seeds_for, subsample_rows

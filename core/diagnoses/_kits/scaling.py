@@ -126,7 +126,7 @@ def finite_or_none(x) -> float | None:
 
 def compare_log(measure: str, a: str, a_samples, b: str, b_samples, higher_is_better: bool,
                 noise: float | None = None, **kw):
-    """core.diagnoses.findings.compare on log10 values, for measures that span orders of magnitude
+    """core.findings.compare on log10 values, for measures that span orders of magnitude
     (curvatures, learning rates): the winner is decided on the logs (a 100x gap is judged as one,
     not swamped by the spread of the larger side), and the values reported are geometric means.
     `spread_*` and `noise` stay in log10 units.
@@ -137,7 +137,7 @@ def compare_log(measure: str, a: str, a_samples, b: str, b_samples, higher_is_be
     """
     from dataclasses import replace
 
-    from core.diagnoses.findings import compare
+    from core.findings import compare
 
     def logs(xs):
         return [math.log10(x) for x in xs if x is not None and math.isfinite(x) and x > 0]

@@ -1,0 +1,1 @@
+"""Shared helpers of one page's diagnoses (not diagnoses themselves: no run())."""
