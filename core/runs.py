@@ -14,6 +14,7 @@ start/end evaluation and the same summary numbers, with stable keys:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -97,6 +98,17 @@ def prepare_split(data: Dataset, setup: LabSetup, scaler: str = "standard", val_
         X, y = subsample_rows(split.X_train, split.y_train, max_train_rows, split.task, setup.seed)
         split = replace(split, X_train=X, y_train=y)
     return split
+
+
+def training_rows(n_rows: int, val_fraction: float = 0.2) -> int:
+    """Rows the training split of `n_rows` holds before any cap (scikit-learn rounds the
+    validation share up), so a page can say "used 2,000 of the 43,152 training rows" without
+    splitting the whole table again just to count it.
+
+    >>> training_rows(53_940)
+    43152
+    """
+    return n_rows - math.ceil(n_rows * val_fraction)
 
 
 def subsample_rows(X: np.ndarray, y: np.ndarray, n: int, task: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,15 +9,13 @@ Nothing shows for clean data or when the data cannot be loaded (the page reports
 """
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from core.checks import DataCheck, data_checks
 from core.data import DataError
 from core.lab import DataSpec, LabSetup
 from ui.lab import leave_out
-from ui.runner import load_dataset
+from ui.runner import load_dataset, progress_bar
 from ui.verdict import escape_markdown
 
 CHECK_SEED = 0  # the leak test's sample does not follow the lab seed: a flag must not flicker
@@ -27,15 +25,7 @@ CHECK_SEED = 0  # the leak test's sample does not follow the lab seed: a flag mu
 def checks_for(spec: DataSpec, seed: int) -> tuple[DataCheck, ...]:
     """The data checks for the lab data (cached); raises DataError when the data cannot be loaded."""
     data = load_dataset(spec, seed)
-    bar = st.progress(0.0, text="Checking the data")
-    last = [0.0]
-
-    def on_progress(fraction: float, message: str) -> None:
-        now = time.perf_counter()
-        if now - last[0] > 0.15 or fraction >= 1.0:
-            last[0] = now
-            bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Checking the data: {message}")
-
+    bar, on_progress = progress_bar("Checking the data")
     try:
         return data_checks(data, seed=CHECK_SEED, on_progress=on_progress)
     finally:

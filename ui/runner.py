@@ -67,6 +67,16 @@ def _run_cached(target: str, setup: LabSetup, config: Any, label: str, needs_dat
     module_name, func_name = target.rsplit(".", 1)
     fn = getattr(importlib.import_module(module_name), func_name)
     data = load_dataset(setup.data, setup.seed) if needs_data else None
+    bar, on_progress = progress_bar(label)
+    try:
+        return fn(data, setup, config, on_progress=on_progress)
+    finally:
+        bar.empty()
+
+
+def progress_bar(label: str):
+    """A progress bar and the `on_progress(fraction, message)` callback that drives it (where a
+    Stop lands). Create it inside the cached function that reports to it (see the module doc)."""
     bar = st.progress(0.0, text=label)
     last = [0.0]
 
@@ -77,10 +87,7 @@ def _run_cached(target: str, setup: LabSetup, config: Any, label: str, needs_dat
             last[0] = now
             bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{label}: {message}")
 
-    try:
-        return fn(data, setup, config, on_progress=on_progress)
-    finally:
-        bar.empty()
+    return bar, on_progress
 
 
 def run_diagnosis(

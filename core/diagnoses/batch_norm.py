@@ -39,8 +39,8 @@ from core.diagnoses.scaling_lab import trim_for_batch_norm
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.models import ACTIVATIONS, n_params
-from core.runs import build, on_device, prepare_split, run_model, seeds_for
-from core.train import SCALERS, TrainConfig, check_dataset_size, metric_name, split_data
+from core.runs import build, on_device, prepare_split, run_model, seeds_for, training_rows
+from core.train import SCALERS, TrainConfig, check_dataset_size, metric_name
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 RUNS = ("bn_normal", "bn_tiny", "plain_tiny", "bn_after")  # bn_after only when Config.placement
@@ -304,8 +304,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
     split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
     notes: list[str] = []
-    note = rows_note(len(split.X_train), len(split_data(data, "none", 0.2, setup.seed).X_train)
-                     if data.n_rows > config.max_train_rows else 0, data.task)
+    note = rows_note(len(split.X_train), training_rows(data.n_rows), data.task)
     if note:
         notes.append(note)
     for batch in (config.tiny_batch, config.normal_batch):

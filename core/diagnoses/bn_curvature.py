@@ -36,8 +36,8 @@ from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, num
 from core.lab import LabSetup
 from core.models import n_params
-from core.runs import build, prepare_split, run_model, seeds_for
-from core.train import SCALERS, TrainConfig, check_dataset_size, make_loss, split_data
+from core.runs import build, prepare_split, run_model, seeds_for, training_rows
+from core.train import SCALERS, TrainConfig, check_dataset_size, make_loss
 
 MODELS = ("plain", "bn")
 LABELS = {"plain": "the plain model", "bn": "the batch-norm model"}
@@ -138,8 +138,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     if not setup.model.hidden:
         raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
     split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
-    notes = [n for n in [rows_note(len(split.X_train), len(split_data(data, "none", 0.2, setup.seed).X_train)
-                                   if data.n_rows > config.max_train_rows else 0, data.task, "The sweep")] if n]
+    notes = [n for n in [rows_note(len(split.X_train), training_rows(data.n_rows), data.task, "The sweep")] if n]
     specs = {"plain": dataclasses.replace(setup.model, batch_norm=False),
              "bn": dataclasses.replace(setup.model, batch_norm=True)}
     sweep_rates = rates(config)

@@ -30,7 +30,7 @@ from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.findings import Comparison, compare
 from core.diagnoses.words import capital, divergence_sentence
 from core.lab import LabSetup
-from core.runs import build, prepare_split, run_model, seeds_for
+from core.runs import build, prepare_split, run_model, seeds_for, training_rows
 from core.train import OPTIMIZERS, TrainConfig, check_dataset_size
 
 # Runs in the order they are drawn; the keys are core.train.make_loss names.
@@ -323,7 +323,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     # Full-batch runs over every row of a large upload would take minutes: train on a stratified
     # sample of the training split (the page shows the note).
     split = prepare_split(data, setup, max_train_rows=config.max_train_rows)
-    n_split = int(round(data.n_rows * (1 - 0.2)))
+    n_split = training_rows(data.n_rows)
     notes = ([f"Trained on {len(split.X_train):,} of the {n_split:,} training rows (a random sample, each class "
               "keeping its share), so the page stays quick on a large upload."] if n_split > len(split.X_train) else [])
     k = split.n_classes

@@ -36,8 +36,8 @@ from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, difference_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.models import n_params
-from core.runs import build, prepare_split, run_model, seeds_for
-from core.train import Split, TrainConfig, check_dataset_size, make_loss, metric_name, split_data
+from core.runs import build, prepare_split, run_model, seeds_for, training_rows
+from core.train import Split, TrainConfig, check_dataset_size, make_loss, metric_name
 
 RUNS = ("none", "standard", "minmax", "robust", "bn_raw")
 LABELS = {"none": "raw", "standard": "standardized", "minmax": "min-max", "robust": "robust",
@@ -171,7 +171,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         stats.append(scaler_table(split, scaler, data.feature_names))
         if note and note not in notes:
             notes.append(note)
-    n_all = len(split_data(data, "none", 0.2, setup.seed).X_train) if data.n_rows > config.max_train_rows else 0
+    n_all = training_rows(data.n_rows)
     note = rows_note(len(splits["none"].X_train), n_all, data.task)
     if note:
         notes.insert(0, note)
