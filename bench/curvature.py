@@ -15,9 +15,19 @@ Why the 2x target is out of reach for this model, measured in the same run:
 - batched products: k Hessian-vector products as one call (autograd's is_grads_batched on the
   same reused graph), per vector against k single calls. Block methods only pay off when that
   is much cheaper than k single products.
+- the cost floor of one product: the matrix-product FLOPs of autograd's HVP (counted by
+  torch.utils.flop_counter) and of Pearlmutter's R-operator with the forward and backward pass
+  cached (the fewest matrix products an exact HVP of an MLP needs), at the best matrix-product
+  rate this CPU reaches on the model's own shapes (measured in the run). The oracle's product
+  count at that floor cost, against the power iteration's measured time, bounds what any
+  implementation of these methods can reach on this machine.
 
 With --study, block Lanczos (block size 1, 2, 4, 8, oracle stop as above): passes (one block
-product each) and products to 5e-4 on both ends. With --sweep, also the worst error of the
+product each) and products to 5e-4 on both ends; and a two-stage route that leaves the Krylov
+floor above: Lanczos on the Hessian of only the rows that carry curvature at this well-fit point
+(cross-entropy: a row's Hessian term scales with 1 - p(true class)), then full-data Lanczos from
+its two Ritz vectors, with hessian_extremes' own stopping rule and float64 check, and with the
+oracle stop (its floor). With --sweep, also the worst error of the
 default rtol (and of 5e-4) over three start vectors on six small MLPs against their exact
 spectrum.
 
@@ -38,6 +48,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.curvature import (  # noqa: E402
@@ -101,23 +112,28 @@ def pyhessian_top1(model, X, y, max_iter=100, tol=1e-3, seed=SEED):
     return eigenvalue, count, time.perf_counter() - start
 
 
-def oracle_block_lanczos(product, n, block, ref, target=TARGET_REL_ERR, max_passes=200, seed=SEED):
+def oracle_block_lanczos(product, n, block, ref, target=TARGET_REL_ERR, max_passes=200, seed=SEED,
+                         block_product=None, device="cpu", first=None):
     """Block Lanczos (full reorthogonalization, Rayleigh-Ritz on the whole basis) from a seeded
     Gaussian block whose first column is hessian_extremes' start vector, stopped at the first pass
     after which both extreme Ritz values are within ``target`` of the reference ``ref = (lo, hi)``.
     Only a benchmark can stop like this (it knows the answer): the count is a floor for the method.
+    ``block_product`` (rows of vectors in, rows of products out) makes each pass one batched call
+    instead of ``block`` calls of ``product``; the basis lives on ``device``; ``first`` replaces
+    the first column.
     Returns (passes, products, seconds, (lo, hi)); passes is None if it never got there."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    first = rng.standard_normal(n)  # the same draw as hessian_extremes' v0 with v0_seed=seed
+    draw = rng.standard_normal(n)  # the same draw as hessian_extremes' v0 with v0_seed=seed
+    first = draw if first is None else np.asarray(first, dtype=np.float64)
     X0 = np.column_stack([first] + [rng.standard_normal(n) for _ in range(block - 1)])
-    Q, _ = torch.linalg.qr(torch.as_tensor(X0, dtype=torch.float32))
-    B = torch.empty((n, 0), dtype=torch.float32)
+    Q, _ = torch.linalg.qr(torch.as_tensor(X0, dtype=torch.float32, device=device))
+    B = torch.empty((n, 0), dtype=torch.float32, device=device)
     T = np.zeros((0, 0))
     for passes in range(1, max_passes + 1):
-        HQ = torch.stack([product(q) for q in Q.T], 1)  # one block product = block HVPs here
+        HQ = block_product(Q.T).T if block_product else torch.stack([product(q) for q in Q.T], 1)
         B = torch.cat([B, Q], 1)
-        col = (B.T @ HQ).double().numpy()  # the new columns of the projected matrix B^T H B
+        col = (B.T @ HQ).double().cpu().numpy()  # the new columns of the projected matrix B^T H B
         m = B.shape[1]
         T = np.pad(T, ((0, block), (0, block)))
         T[:, m - block:] = col
@@ -130,6 +146,45 @@ def oracle_block_lanczos(product, n, block, ref, target=TARGET_REL_ERR, max_pass
         W = W - B @ (B.T @ W)  # twice is enough
         Q, _ = torch.linalg.qr(W)
     return None, max_passes * block, time.perf_counter() - start, (vals[0], vals[-1])
+
+
+def batched_hvp(op):
+    """k Hessian-vector products (rows of V) as one call on ``op``'s reused gradient graph."""
+    return lambda V: torch.autograd.grad(op._g, op._theta, V, retain_graph=True, is_grads_batched=True)[0]
+
+
+def rop_hvp_flops(model: nn.Sequential, rows: int) -> int:
+    """Floating-point operations in the matrix products of one exact HVP of an MLP by Pearlmutter's
+    R-operator, with the forward and backward pass cached from the graph build.
+
+    For a Linear layer with weights W (in x out), input a (rows x in), output gradient d, and the
+    direction's weights V: the R-forward needs R(a) W and a V (only a V for the first layer, whose
+    input is data and does not move); the R-backward needs R(a)^T d and a^T R(d) for the weight
+    gradient (only the second for the first layer) and R(d) W^T and d V^T for the input gradient
+    (none for the first layer). Each product of rows x in x out multiply-adds is 2 * rows * in *
+    out operations. Element-wise work (activations, softmax) is left out, so this is a floor.
+    """
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    products = [2 if i == 0 else 6 for i in range(len(linears))]
+    return sum(k * 2 * rows * m.in_features * m.out_features for k, m in zip(products, linears))
+
+
+def peak_matmul_rate(model: nn.Sequential, rows: int, reps: int = 20) -> float:
+    """The best float32 matrix-product rate (FLOP/s) this process reaches on the model's own
+    shapes: each layer's forward product (rows x in) @ (in x out), best of ``reps``."""
+    best = 0.0
+    for m in (m for m in model if isinstance(m, nn.Linear)):
+        a, w = torch.randn(rows, m.in_features), torch.randn(m.in_features, m.out_features)
+        seconds = best_time(lambda: a @ w, reps)
+        best = max(best, 2 * rows * m.in_features * m.out_features / seconds)
+    return best
+
+
+def counted_flops(fn) -> int:
+    """FLOPs torch.utils.flop_counter counts in one call of ``fn`` (matrix products)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def blas_threads() -> str:
@@ -224,11 +279,17 @@ def main() -> int:
     # k products in one call (what a block method would use) against k single calls, interleaved.
     k = 8
     V = torch.randn(k, n, generator=torch.Generator().manual_seed(2)).float()
-    batched = best_time(lambda: torch.autograd.grad(op32._g, op32._theta, V, retain_graph=True,
-                                                    is_grads_batched=True))
+    batched = best_time(lambda: batched_hvp(op32)(V))
     single = best_time(lambda: [op32.tensor(v) for v in V])
     print(f"{k} float32 HVPs: one batched call {batched * 1e3:.1f} ms, {k} single calls {single * 1e3:.1f} ms "
           f"(batched / single {batched / single:.2f}: on the CPU a block product costs its k products)")
+    # How close one product already is to this CPU's matrix-product speed (see the docstring).
+    hvp_flops = counted_flops(lambda: op32.tensor(v64.float()))
+    floor_flops = rop_hvp_flops(model, len(X))
+    peak = peak_matmul_rate(model, len(X))
+    print(f"one float32 HVP: {hvp_flops / 1e6:.0f} MFLOP of matrix products ({hvp_flops / times[3] / 1e9:.0f} GFLOP/s; "
+          f"the best matrix-product rate on the model's shapes here is {peak / 1e9:.0f} GFLOP/s); an R-operator "
+          f"HVP needs at least {floor_flops / 1e6:.0f} MFLOP, {floor_flops / peak * 1e3:.2f} ms at that rate")
     del op64, op32
 
     # Reference: float64 eigsh run to machine precision.
@@ -296,8 +357,14 @@ def main() -> int:
           f"{oracle_best[4] / power_best[4]:.2f} best/best (per repeat {min(oracle_ratios):.2f}-"
           f"{max(oracle_ratios):.2f}): no single-vector Krylov method from this start reaches "
           f"{TARGET_RATIO:g}x here")
+    floor_s = oracle_best[3] * floor_flops / peak
+    print(f"cost floor: those {oracle_best[3]} products, each only the R-operator's matrix products at the best "
+          f"rate measured here, would take {floor_s:.3f} s = {floor_s / power_best[4]:.2f}x the power iteration's "
+          f"{power_best[4]:.3f} s: {verdict(floor_s / power_best[4] <= TARGET_RATIO)} the {TARGET_RATIO:g}x target "
+          f"before any stopping rule, reorthogonalization or autograd overhead")
     if args.study:
         study(f, theta, (ref_min, ref_max), power_best)
+        two_stage(model, X, y, f, theta, (ref_min, ref_max), power_best, times[3])
     if args.sweep:
         sweep()
     print(f"total bench time {time.perf_counter() - t_start:.1f} s")
@@ -313,6 +380,48 @@ def study(f, theta, ref, power) -> None:
     for block in (1, 2, 4, 8):
         passes, count, sec, _ = oracle_block_lanczos(op.tensor, theta.numel(), block, ref, max_passes=400 // block)
         print(f"{block:>6}{passes if passes else '> ' + str(count // block):>8}{count:>7}{sec:>9.2f}", flush=True)
+
+
+
+def two_stage(model, X, y, f, theta, ref, power, hvp_seconds) -> None:
+    """Lanczos on the rows with 1 - p(true class) above a fraction of its largest value, then on
+    all rows from its Ritz vectors: the stopping rule's count and time, and the oracle's floor."""
+    from core.curvature import DEFAULT_RTOL, _lanczos, _refine, _refine_start
+
+    n, rows = theta.numel(), len(y)
+    print(f"\ntwo-stage: Lanczos (rtol 1e-3) on the high-weight rows, then all rows from its Ritz vectors "
+          f"(power iteration {power[4]:.3f} s)")
+    print(f"{'rows kept':>10}{'sub HVPs':>9}{'sub s':>7}{'full HVPs':>10}{'total s':>8}{'ratio':>7}{'err min':>9}"
+          f"{'err max':>9}{'oracle full':>12}{'oracle floor s':>15}{'ratio':>7}")
+    ce = nn.CrossEntropyLoss()
+    for fraction in (0.1, 0.03, 0.01):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            weight = (1 - torch.softmax(model(X), 1)[torch.arange(rows), y]).numpy()
+        keep = np.flatnonzero(weight > fraction * weight.max())
+        share = len(keep) / rows
+
+        def sub_loss(out, target, share=share):
+            return ce(out, target) * share  # the kept rows' part of the all-rows mean
+
+        fs, ts = model_loss(model, sub_loss, X[keep], y[keep], dtype=torch.float32)
+        sub = _hvp_operator(fs, ts)
+        v0 = torch.as_tensor(np.random.default_rng(SEED).standard_normal(n), dtype=torch.float32)
+        ends = _lanczos(sub.tensor, v0, 1e-3, 300)
+        sub_s = time.perf_counter() - t0
+        start = _refine_start(ends, theta).float()
+        full = _hvp_operator(f, theta.float())
+        last = _lanczos(full.tensor, start, DEFAULT_RTOL, 300, (ends.gap_lo, ends.gap_hi))
+        full_count = full.count
+        del full
+        checked = _refine(_hvp_operator(f, theta), last, DEFAULT_RTOL) or last
+        total = time.perf_counter() - t0
+        full = _hvp_operator(f, theta.float())
+        oracle_count = oracle_block_lanczos(full.tensor, n, 1, ref, first=start.double().numpy())[1]
+        floor = sub_s + oracle_count * hvp_seconds
+        err_lo, err_hi = abs(checked.lo - ref[0]) / abs(ref[0]), abs(checked.hi - ref[1]) / abs(ref[1])
+        print(f"{len(keep):>10}{sub.count:>9}{sub_s:>7.3f}{full_count + 2:>10}{total:>8.3f}{total / power[4]:>7.2f}"
+              f"{err_lo:>9.1e}{err_hi:>9.1e}{oracle_count:>12}{floor:>15.3f}{floor / power[4]:>7.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -93,8 +93,16 @@ LANCZOS_MAXITER = 300
 # starts from a half- or quarter-data Hessian's Ritz vectors still needed 62-67 full products
 # after the subsample's (its lambda_min, about -0.007, belongs to another matrix); |theta|-scaled,
 # Rademacher or gradient-mixed starts took 51-69 (two seeds), no better than the seeds' spread.
-# Only where a batched block product costs about one product (a launch-bound GPU; not measured)
-# could block 8 approach the target: 25 passes against 15.
+# The products themselves are at their floor: autograd's reused-graph HVP does exactly the
+# matrix products of Pearlmutter's R-operator (440 MFLOP on that model, counted by
+# torch.utils.flop_counter) at ~75% of the best matrix-product rate the CPU reaches on those
+# shapes, so even 60 perfect products would take 2.7x the power iteration. A two-stage route
+# (Lanczos on the ~100-300 rows that carry curvature at a well-fit cross-entropy point, then
+# all rows from its Ritz vectors) has an oracle-stopped floor of 1.8-2.1x, but with a stopping
+# rule that certifies its error and the float64 check it took 3.1-4.4x (bench/curvature.py
+# --study): not adopted, as it trades the abstraction of f for 1.4x on one kind of point.
+# Only where a batched block product costs about one product (a launch-bound GPU; not measured,
+# bench/gpu.py part 4 measures it) could block 8 approach the target: 25 passes against 15.
 
 # Default HVP implementation, chosen by measurement (1 torch thread, float64, tanh MLPs on all
 # 1,797 sklearn digits, best time of one HVP; bench/curvature.py prints these figures):
