@@ -47,12 +47,27 @@ def pct(share: float, digits: int = 2) -> str:
     return f"{value:.{digits}g}%"
 
 
+def factor(ratio: float) -> str:
+    """A ratio as a factor, two significant digits without exponents: '2.3x', '15x', '150x',
+    '1,200x' (an exponent only past a million).
+
+    >>> factor(2.345), factor(153.7), factor(1234.0), factor(float("inf"))
+    ('2.3x', '150x', '1,200x', '∞x')
+    """
+    if not math.isfinite(ratio):
+        return "∞x" if ratio > 0 else "n/a"
+    if abs(ratio) < 10 or abs(ratio) >= 1e6:
+        return f"{ratio:.2g}x"
+    digits = len(str(int(abs(ratio)))) - 2  # keep two significant digits
+    return f"{round(ratio, -digits):,.0f}x"
+
+
 def times(a: float, b: float) -> str:
-    """How many times larger the larger of a and b is: '2.3x'."""
+    """How many times larger the larger of a and b is: '2.3x', '150x'."""
     lo, hi = sorted((abs(a), abs(b)))
     if lo == 0:
         return "∞x"
-    return f"{hi / lo:.2g}x"
+    return factor(hi / lo)
 
 
 def steps(n: int | None, none: str = "never") -> str:
