@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 URL_BINDING = "query-params"
 FILE_PARAM = "lab_file"  # the uploaded CSV's name, so a reload can say which file is missing
@@ -65,8 +66,16 @@ def _accept_option_values(key: str, options: list, format_func: Callable, many: 
     chosen = [by_label.get(value, by_value.get(value)) for value in values]
     if None in chosen:
         return  # not an option at all: Streamlit drops it and the widget keeps its default
-    st.session_state[key] = chosen if many else chosen[-1]
-    unwritten.add(key)
+    written = [str(format_func(option)) for option in chosen]
+    try:
+        # Before the widget is bound (a fresh load), the address can take the labels themselves;
+        # rerun so the binding seeds from them and a link copied at once keeps the choice.
+        st.query_params[key] = written if many else written[-1]
+    except StreamlitAPIException:  # bound already: choose through session state, written on the next change
+        st.session_state[key] = chosen if many else chosen[-1]
+        unwritten.add(key)
+        return
+    st.rerun()
 
 
 def remember_upload(name: str) -> None:

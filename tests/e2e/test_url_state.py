@@ -107,8 +107,9 @@ def test_a_link_naming_an_option_by_its_value_opens_that_option(page, app_url):
     expect(page.get_by_text("Stall scenario (ignores the sidebar)")).to_be_visible()
     assert page.get_by_text("Lab setup:").count() == 0
 
-    # Streamlit took the unknown label out of the address; the next change writes the label back,
-    # so the view survives a reload from then on.
+    # Streamlit takes the unknown value out of the address; the label is written back at once, so a
+    # link copied before touching anything keeps the view, and later changes keep it too.
+    assert params(page)["stall_source"] == ["Stall scenario (built-in)"]
     page.get_by_text("Log scale (loss and gradient norm)", exact=True).click()
     wait_idle(page)
     assert params(page)["stall_source"] == ["Stall scenario (built-in)"] and params(page)["stall_log"] == ["false"]
@@ -131,3 +132,7 @@ def test_a_link_naming_an_option_by_its_value_opens_that_option(page, app_url):
     expect(sidebar_select(page, "Dataset")).to_have_value("breast cancer")
     view = page.get_by_test_id("stMain").get_by_test_id("stRadio").filter(has_text="Show the race from")
     expect(view.get_by_role("radio", name="exactly the saddle")).to_be_checked()
+    # Both written back as labels at once, with the link's other parameters kept.
+    written = params(page)
+    assert written["lab_dataset"] == ["breast cancer"], written
+    assert len(written["saddle_view"]) == 1 and written["saddle_view"][0] != "exact", written
