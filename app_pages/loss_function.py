@@ -1,11 +1,10 @@
 """Loss function: softmax + MSE against cross-entropy for classification (lecture 5.1)."""
-import pandas as pd
 import streamlit as st
 
 from core.charts.loss_function import class_code_map, loss_map, path_probability, training_curves
 from core.diagnoses.class_codes import Config as CodesConfig
 from core.diagnoses.class_codes import run as run_class_codes
-from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, run
+from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, card, run
 from core.train import OPTIMIZERS
 from ui.data_checks import show_data_checks
 from ui.export import show_chart
@@ -82,37 +81,37 @@ def show_training(result) -> None:
                    f"{result.wrong_share:.0%} of the {result.n_train} training rows start with a wrong class at "
                    f"{CONFIDENT:.0%} or more.")
     rows = result.summary.set_index("run")
+    goal = result.goal_label()
+    n_seeds = int(rows["seeds"].max())
+    short = f"{result.goal:.0%}" + (" (lowered)" if result.goal_lowered else "")
     cols = st.columns(len(rows))
     for col, (key, row) in zip(cols, rows.iterrows()):
-        reached = row["steps_to_goal"]
-        seeds = int(row["seeds"])
-        col.metric(RUN_LABELS[key], f"{row['final_accuracy']:.0%}",
-                   f"goal held from step {reached:.0f}" if not _missing(reached)
-                   else f"goal reached in {int(row['reached_goal'])} of {seeds} seeds",
-                   delta_color="normal" if not _missing(reached) else "inverse",
-                   help=f"Mean final training accuracy over {seeds} seed(s) after {row['steps_run']} steps; "
-                        f"goal {result.goal:.0%}.")
-    st.dataframe(result.summary.drop(columns=["run"]), hide_index=True, column_config={
-        "label": "Loss", "seeds": "Seeds", "reached_goal": "Seeds reaching the goal",
-        "steps_to_goal": st.column_config.NumberColumn("Steps to reach and hold the goal (mean)", format="%.1f"),
+        value, delta, good = card(row, config.steps, result.goal)
+        col.metric(RUN_LABELS[key], value, delta, delta_color="normal" if good else "inverse",
+                   help=f"Mean final training accuracy over the seeds that did not diverge, of {int(row['seeds'])}; "
+                        f"steps to the goal, {goal}, are the mean over seeds.")
+    # The two things to look at first (seeds reaching the goal, start gradient norm) come first, so
+    # they stay on screen at 1400 px; the goal is named in the headers because it may be lowered.
+    st.dataframe(result.summary, hide_index=True, column_order=[
+        "label", "reached_goal", "steps_to_goal", "start_grad_norm", "final_accuracy", "final_accuracy_sd",
+        "final_val_accuracy", "diverged_seeds", "first_divergence", "start_accuracy", "steps_run"], column_config={
+        "label": "Loss", "reached_goal": f"Seeds reaching {short} (of {n_seeds})",
+        "steps_to_goal": st.column_config.NumberColumn(f"Steps to hold {short} (mean)", format="%.1f"),
         **{c: st.column_config.NumberColumn(c.replace("_", " ").capitalize(), format="percent")
            for c in ("start_accuracy", "final_accuracy", "final_accuracy_sd", "final_val_accuracy")},
         "start_grad_norm": st.column_config.NumberColumn("Start gradient norm", format="%.3g"),
-        "steps_run": "Steps run"})
-    st.caption("Steps to reach and hold the goal: the first step from which the training accuracy stays at or "
-               "above the goal to the end (mean over the seeds that reached it). Seeds vary the initial weights; "
-               "a difference is claimed only when it holds across them. Start gradient norm: the size of the "
-               "first full-batch gradient.")
+        "diverged_seeds": "Seeds diverged", "first_divergence": "First divergence step", "steps_run": "Steps run"})
+    st.caption(f"Goal: {goal}. Steps to hold it: the first step from which the training accuracy stays at or "
+               "above the goal to the end (mean over the seeds, shown only when every seed reached it). Final "
+               "accuracies are over the seeds that did not diverge. Seeds vary the initial weights; a difference "
+               "is claimed only when it holds across them. Start gradient norm: the size of the first full-batch "
+               "gradient.")
     show_chart(lambda: training_curves(result, "accuracy"), PAGE, "accuracy", memo=(setup, config))
     left, right = st.columns(2)
     with left:
         show_chart(lambda: training_curves(result, "loss"), PAGE, "loss", memo=(setup, config))
     with right:
         show_chart(lambda: training_curves(result, "grad_norm"), PAGE, "gradient norm", memo=(setup, config))
-
-
-def _missing(value) -> bool:
-    return pd.isna(value)  # "steps to goal" is a nullable integer: <NA> when never reached
 
 
 def show_picture(result) -> None:

@@ -43,8 +43,10 @@ def training_curves(result, column: str) -> alt.Chart | alt.LayerChart:
     color = _run_color(frame["label"])
     seeds = int(result.summary["seeds"].max()) if len(result.summary) else 1
     # The seeds go in a subtitle: on one line with the title they ran past a half-width chart's edge.
-    base = alt.Chart(frame, title=alt.Title(title, subtitle=f"mean of {seeds} seeds, band: min to max")
-                     if seeds > 1 else title)
+    subtitle = [f"mean of {seeds} seeds, band: min to max"] if seeds > 1 else []
+    if column == "accuracy":  # the goal may have been lowered: say which one the dashed line is
+        subtitle.append(f"dashed: goal {result.goal_label()}")
+    base = alt.Chart(frame, title=alt.Title(title, subtitle=subtitle) if subtitle else title)
     x = alt.X("step:Q", title="step (full-batch update)")
     lines = base.mark_line(clip=True).encode(
         x=x, y=alt.Y("mean:Q", title=y_title, scale=scale), color=color,
@@ -54,7 +56,7 @@ def training_curves(result, column: str) -> alt.Chart | alt.LayerChart:
                                                           color=color)
     layers = [band, lines] if seeds > 1 else [lines]
     if column == "accuracy":
-        goal = pd.DataFrame({"goal": [result.goal]})
+        goal = pd.DataFrame({"goal": [result.goal]})  # the goal used (see the subtitle)
         layers.append(alt.Chart(goal).mark_rule(strokeDash=[6, 4], color="gray").encode(y="goal:Q", tooltip=["goal"]))
     return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)
 

@@ -28,7 +28,7 @@ from torch import nn
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.findings import Comparison, compare
-from core.diagnoses.words import capital, divergence_sentence
+from core.diagnoses.words import capital, divergence_sentence, pct, step_range
 from core.lab import LabSetup
 from core.runs import build, prepare_split, run_model, seeds_for, training_rows
 from core.train import OPTIMIZERS, TrainConfig, check_dataset_size
@@ -70,7 +70,7 @@ class Result:
     curves: pd.DataFrame  # run (key), label, seed, step, loss, accuracy, val_accuracy, grad_norm (step 0 = start)
     bands: pd.DataFrame  # run, label, step, measure, mean, low, high: over seeds, for the charts
     summary: pd.DataFrame  # one row per run key: means over seeds (see _summary)
-    goal: float  # the accuracy the steps-to-goal column counts to
+    goal: float  # the accuracy the steps-to-goal column counts to (the goal used)
     diverged: dict[str, int]  # run key -> divergence step (core.rules) of the lab seed's run
     messages: list[str]  # one divergence sentence per diverged run
     wrong_class: str | None  # the class every row starts out predicting (wrong start), else None
@@ -84,6 +84,17 @@ class Result:
     findings: "Findings | None"
     verdict: Verdict
     notes: list = field(default_factory=list)  # what was subsampled, in words
+    goal_wanted: float = float("nan")  # the goal the user asked for (config.goal)
+    best_accuracy: float = float("nan")  # the best training accuracy any run reached at any step
+
+    @property
+    def goal_lowered(self) -> bool:
+        """True when no run reached the wanted goal and the steps count to a lower one."""
+        return goal_lowered(self.goal, self.goal_wanted)
+
+    def goal_label(self) -> str:
+        """The goal as every place on the page names it: '93%' or '93% (lowered from your 99%)'."""
+        return goal_label(self.goal, self.goal_wanted)
 
 
 def validate(config: Config) -> None:
@@ -291,6 +302,14 @@ class Findings:
     best_final: float  # the best mean final training accuracy of any run
     chance: float
     n_seeds: int
+    goal: float = float("nan")  # the goal the steps count to (the goal used)
+    goal_wanted: float = float("nan")  # the goal asked for; above `goal` when no run reached it
+    best_accuracy: float = float("nan")  # the best training accuracy any run reached at any step
+
+    @property
+    def goal_lowered(self) -> bool:
+        """True when the goal used is below the one asked for."""
+        return goal_lowered(self.goal, self.goal_wanted)
 
 
 def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: Progress | None = None) -> Result:
@@ -315,7 +334,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
                                   "and no cross-entropy. Mean squared error is the right loss for it.",
                           "Switch to a built-in classification set (moons, iris, ...) to compare the losses.")
         return Result(task=data.task, trained=False, curves=pd.DataFrame(), bands=pd.DataFrame(),
-                      summary=pd.DataFrame(), goal=config.goal, diverged={}, messages=[], wrong_class=None,
+                      summary=pd.DataFrame(), goal=config.goal, goal_wanted=config.goal, diverged={}, messages=[], wrong_class=None,
                       wrong_share=float("nan"), chance=float("nan"), n_train=0, findings=None, verdict=verdict,
                       **common)
 
@@ -329,7 +348,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     k = split.n_classes
     names = [n for n in RUN_LABELS if n != "mse" or config.raw_mse]
     seeds = seeds_for(setup, config.seeds)
-    frames, diverged, messages = [], {}, []
+    frames, diverged, messages, div_steps = [], {}, [], {}
     wrong_class, wrong_share = None, float("nan")
     jobs = [(seed, name) for seed in seeds for name in names]
     for i, (seed, name) in enumerate(jobs):
@@ -345,6 +364,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
                         message=f"{RUN_LABELS[name]}, seed {seed}")
         s0 = rec.start
         frames.append(_run_frame(name, seed, (s0.train_loss, s0.train_metric, s0.val_metric), rec.history))
+        div_steps[(name, seed)] = rec.divergence.step if rec.divergence is not None else None
         if seed == setup.seed and rec.divergence is not None:
             diverged[name] = rec.divergence.step
             messages.append(divergence_sentence(rec.divergence, capital(RUN_LABELS[name])))
@@ -352,26 +372,81 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     curves = pd.concat(frames, ignore_index=True)
     chance = float(np.bincount(split.y_train, minlength=k).max() / len(split.y_train))
     goal = _goal(curves, config.goal, chance)
-    summary = _summary(curves, goal, config.steps)
-    findings = find(curves, summary, goal, config, chance, diverged, len(seeds))
+    summary = _summary(curves, goal, config.steps, div_steps)
+    findings = find(curves, summary, goal, config, chance, diverged, len(seeds), div_steps)
     return Result(task=data.task, trained=True, curves=curves, bands=_bands(curves), summary=summary, goal=goal,
                   diverged=diverged, messages=messages, wrong_class=wrong_class, wrong_share=wrong_share,
                   chance=chance, n_train=len(split.y_train), findings=findings,
-                  verdict=make_verdict(findings, summary, goal, config), notes=notes, **common)
+                  verdict=make_verdict(findings, summary, goal, config), notes=notes, goal_wanted=config.goal,
+                  best_accuracy=findings.best_accuracy, **common)
+
+
+GOAL_SHARE = 0.9  # a lowered goal sits this share of the way from chance to the best accuracy reached
+
+
+def _best_accuracy(curves: pd.DataFrame) -> float:
+    acc = curves["accuracy"].to_numpy(dtype=float)
+    return float(np.max(acc[np.isfinite(acc)], initial=0.0))
 
 
 def _goal(curves: pd.DataFrame, wanted: float, chance: float) -> float:
     # When no run reaches the wanted accuracy (a hard set, a short budget), count steps to 90% of
-    # the way from chance to the best accuracy reached, so the comparison still says who got there first.
-    acc = curves["accuracy"].to_numpy(dtype=float)
-    best = float(np.max(acc[np.isfinite(acc)], initial=0.0))
+    # the way from chance to the best accuracy reached, so the comparison still says who got there
+    # first. The verdict, cards, table and chart then all say the goal was lowered (goal_sentence).
+    best = _best_accuracy(curves)
     if best >= wanted:
         return wanted
-    return math.floor(100 * (chance + 0.9 * max(best - chance, 0.0))) / 100
+    return math.floor(100 * (chance + GOAL_SHARE * max(best - chance, 0.0))) / 100
 
 
-def _per_seed(curves: pd.DataFrame, goal: float, budget: int) -> pd.DataFrame:
-    """One row per (run, seed): steps to reach and hold the goal (budget + 1 when never), final accuracy."""
+def goal_lowered(goal: float, wanted: float) -> bool:
+    """True when the goal used is below the goal asked for."""
+    return math.isfinite(wanted) and goal < wanted - 1e-12
+
+
+def goal_label(goal: float, wanted: float) -> str:
+    """The goal used, with the wanted one when it was lowered.
+
+    >>> goal_label(0.93, 0.99), goal_label(0.9, 0.9)
+    ('93% (lowered from your 99%)', '90%')
+    """
+    return f"{pct(goal)} (lowered from your {pct(wanted)})" if goal_lowered(goal, wanted) else pct(goal)
+
+
+def goal_sentence(goal: float, wanted: float, best: float, chance: float) -> str:
+    """Why the goal used differs from the one asked for ('' when it does not)."""
+    if not goal_lowered(goal, wanted):
+        return ""
+    return (f"Your {pct(wanted)} goal is above the best training accuracy any run reached ({pct(best, 3)}), so the "
+            f"goal used is {pct(goal)} ({GOAL_SHARE:.0%} of the way from chance, {pct(chance)}, to that best).")
+
+
+def mean_steps_text(x: float, budget: int) -> str:
+    """Mean steps to the goal as the verdict and the cards both write it: '89.2', '68' or 'never'.
+
+    >>> mean_steps_text(4.666, 200), mean_steps_text(68.0, 200), mean_steps_text(float("nan"), 200)
+    ('4.7', '68', 'never')
+    """
+    if not math.isfinite(x) or x > budget:
+        return "never"
+    x = round(float(x), 1)
+    return f"{x:.0f}" if x.is_integer() else f"{x:.1f}"
+
+
+def divergence_words(first: int, last: int, diverged: int, n_seeds: int) -> str:
+    """Where the seeds that diverged did: 'at step 2', 'at steps 2–5', plus 'in 2 of 3 seeds' when not all.
+
+    >>> divergence_words(2, 2, 3, 3), divergence_words(2, 5, 2, 3)
+    ('at step 2', 'at steps 2–5 in 2 of 3 seeds')
+    """
+    where = f"at step {first:,}" if first == last else f"at {step_range(first, last)}"
+    return where if diverged == n_seeds else f"{where} in {diverged} of {n_seeds} seeds"
+
+
+def _per_seed(curves: pd.DataFrame, goal: float, budget: int, div_steps: dict | None = None) -> pd.DataFrame:
+    """One row per (run, seed): steps to reach and hold the goal (budget + 1 when never), final
+    accuracy, and the divergence step (core.rules, via core.train; None when it did not diverge)."""
+    div_steps = div_steps or {}
     rows = []
     for (key, seed), curve in curves.groupby(["run", "seed"], sort=False):
         finite = curve[np.isfinite(curve["accuracy"])]
@@ -382,25 +457,55 @@ def _per_seed(curves: pd.DataFrame, goal: float, budget: int) -> pd.DataFrame:
                          final_val_accuracy=float(finite["val_accuracy"].iloc[-1]),
                          start_accuracy=float(curve["accuracy"].iloc[0]),
                          start_grad_norm=float(curve["grad_norm"].iloc[0]),
-                         steps_run=int(finite["step"].iloc[-1])))
+                         steps_run=int(finite["step"].iloc[-1]),
+                         diverged_at=div_steps.get((key, seed))))
     return pd.DataFrame(rows)
 
 
-def _summary(curves: pd.DataFrame, goal: float, budget: int) -> pd.DataFrame:
-    """One row per loss (stable key `run`, display `label`): means over seeds."""
-    per = _per_seed(curves, goal, budget)
+def _summary(curves: pd.DataFrame, goal: float, budget: int, div_steps: dict | None = None) -> pd.DataFrame:
+    """One row per loss (stable key `run`, display `label`): means over seeds. The final
+    accuracies are over the seeds that did not diverge (NaN when every seed diverged: a diverged
+    run's last accuracy is where it stopped, not a result); `diverged_seeds` counts the others and
+    `first_divergence` / `last_divergence` give their steps (<NA> when none diverged)."""
+    per = _per_seed(curves, goal, budget, div_steps)
     rows = []
     for key, g in per.groupby("run", sort=False):
         held = g.loc[g["reached"], "steps_to_goal"]
+        div = g["diverged_at"].dropna().astype(int)
+        ok = g[g["diverged_at"].isna()]
         rows.append(dict(
             run=key, label=RUN_LABELS[key], seeds=len(g), reached_goal=int(g["reached"].sum()),
             steps_to_goal=float(held.mean()) if len(held) == len(g) else float("nan"),
-            start_accuracy=float(g["start_accuracy"].mean()), final_accuracy=float(g["final_accuracy"].mean()),
-            final_accuracy_sd=float(g["final_accuracy"].std(ddof=1)) if len(g) > 1 else 0.0,
-            final_val_accuracy=float(g["final_val_accuracy"].mean()),
+            start_accuracy=float(g["start_accuracy"].mean()),
+            final_accuracy=float(ok["final_accuracy"].mean()) if len(ok) else float("nan"),
+            final_accuracy_sd=float(ok["final_accuracy"].std(ddof=1)) if len(ok) > 1 else (0.0 if len(ok) else float("nan")),
+            final_val_accuracy=float(ok["final_val_accuracy"].mean()) if len(ok) else float("nan"),
             start_grad_norm=float(g["start_grad_norm"].mean()), steps_run=int(g["steps_run"].min()),
+            diverged_seeds=len(div), first_divergence=int(div.min()) if len(div) else None,
+            last_divergence=int(div.max()) if len(div) else None,
         ))
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for col in ("first_divergence", "last_divergence"):
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def card(row: pd.Series, budget: int, goal: float) -> tuple[str, str, bool]:
+    """What a loss's card shows: (value, delta, good). A loss whose every seed diverged shows
+    "diverged" and the step (core.rules' divergence), never an accuracy it stopped at; the steps
+    to the goal (the goal used, `goal`) are written as in the verdict (mean_steps_text)."""
+    seeds, k = int(row["seeds"]), int(row["diverged_seeds"])
+    if k:
+        words = divergence_words(int(row["first_divergence"]), int(row["last_divergence"]), k, seeds)
+        if k == seeds:
+            return "diverged", words, False
+        return f"{row['final_accuracy']:.0%}", f"diverged {words}", False
+    if pd.isna(row["steps_to_goal"]):
+        return (f"{row['final_accuracy']:.0%}", f"{pct(goal)} reached in {int(row['reached_goal'])} of {seeds} seeds",
+                False)
+    mean = " (mean)" if seeds > 1 else ""
+    return (f"{row['final_accuracy']:.0%}",
+            f"{pct(goal)} held after {mean_steps_text(row['steps_to_goal'], budget)} steps{mean}", True)
 
 
 def _bands(curves: pd.DataFrame) -> pd.DataFrame:
@@ -414,9 +519,10 @@ def _bands(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def find(curves: pd.DataFrame, summary: pd.DataFrame, goal: float, config: Config, chance: float,
-         diverged: dict, n_seeds: int) -> Findings:
-    """Compare cross-entropy with softmax + MSE across seeds (core.findings.compare)."""
-    per = _per_seed(curves, goal, config.steps)
+         diverged: dict, n_seeds: int, div_steps: dict | None = None) -> Findings:
+    """Compare cross-entropy with softmax + MSE across seeds (core.findings.compare); a seed that
+    diverged has no final accuracy to compare."""
+    per = _per_seed(curves, goal, config.steps, div_steps)
     ce, sm = per[per["run"] == "cross_entropy"], per[per["run"] == "softmax_mse"]
 
     def reach_steps(g: pd.DataFrame) -> list:
@@ -428,20 +534,23 @@ def find(curves: pd.DataFrame, summary: pd.DataFrame, goal: float, config: Confi
     # unless one loss never reached the goal at all.
     steps = compare("steps_to_goal", "cross_entropy", reach_steps(ce), "softmax_mse", reach_steps(sm),
                     higher_is_better=False, split="train")
-    final = compare("final_accuracy", "cross_entropy", ce["final_accuracy"], "softmax_mse", sm["final_accuracy"],
+    ok = lambda g: g.loc[g["diverged_at"].isna(), "final_accuracy"]  # noqa: E731
+    final = compare("final_accuracy", "cross_entropy", ok(ce), "softmax_mse", ok(sm),
                     higher_is_better=True, split="train", min_relative=0.01)
-    return Findings(steps, final, dict(diverged), float(summary["final_accuracy"].max()), chance, n_seeds)
+    best_final = float(summary["final_accuracy"].max()) if summary["final_accuracy"].notna().any() else 0.0
+    return Findings(steps, final, dict(diverged), best_final, chance, n_seeds, goal=goal,
+                    goal_wanted=config.goal, best_accuracy=_best_accuracy(curves))
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+    return f"{100 * x:.0f}%" if math.isfinite(x) else "none (every seed diverged)"
 
 
 def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config) -> Verdict:
     """The verdict, worded from the findings only."""
     rows = summary.set_index("run")
     ce, sm = rows.loc["cross_entropy"], rows.loc["softmax_mse"]
-    seeds = f" over {f.n_seeds} seeds (initial weights)" if f.n_seeds > 1 else ""
+    seeds = f" on average over {f.n_seeds} seeds (initial weights)" if f.n_seeds > 1 else ""
     tail = "".join(f" {capital(RUN_LABELS[k])} diverged at step {step}." for k, step in f.diverged.items()
                    if k != "cross_entropy")
     start = "From the confidently wrong start, " if config.wrong_start else ""
@@ -453,7 +562,9 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
                                   f"and always answering the most frequent class gives {_pct(f.chance)}, after "
                                   f"{config.steps} steps of {config.optimizer} at learning rate {config.lr:g}.{tail}",
                        "The loss is not the problem here: try another learning rate or more steps.")
-    goal_words = f"reached and held {_pct(goal)} training accuracy"
+    lowered = goal_sentence(goal, config.goal, f.best_accuracy, f.chance)
+    lowered = f"{lowered} " if lowered else ""
+    goal_words = f"reached and held {pct(goal)} training accuracy"
     reach = {k: f"{int(rows.at[k, 'reached_goal'])} of {int(rows.at[k, 'seeds'])}" for k in ("cross_entropy", "softmax_mse")}
     one_seed = " (one seed: raise the seed count to judge a difference in pace)" if f.n_seeds == 1 else ""
     grads = (f" At the start the softmax + MSE gradient norm was {sm['start_grad_norm']:.2g} "
@@ -462,9 +573,7 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
               "softmax itself).")
 
     def steps_fmt(x: float) -> str:
-        if not math.isfinite(x) or x > config.steps:
-            return "never"
-        return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+        return mean_steps_text(x, config.steps)
 
     c = f.steps
     if c.winner is None:
@@ -474,7 +583,7 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
                 f"softmax + MSE in {steps_fmt(c.b_value)}{seeds}{one_seed}; runs reaching the goal: "
                 f"{reach['cross_entropy']} and {reach['softmax_mse']}; final accuracy {_pct(ce['final_accuracy'])} "
                 f"and {_pct(sm['final_accuracy'])}.{tail}{hint}")
-        return Verdict("info", capital(text), "")
+        return Verdict("info", lowered + capital(text), "")
     w, l = c.winner, c.loser
     text = (f"{start}{RUN_LABELS[w]} {goal_words} sooner: in {steps_fmt(c.value(w))} steps against "
             f"{steps_fmt(c.value(l))} for {RUN_LABELS[l]}{seeds} (runs reaching the goal: "
@@ -482,6 +591,6 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
             f"{_pct(rows.at[l, 'final_accuracy'])}.{grads}{tail}")
     if w == "cross_entropy":
         kind = "warning" if int(rows.at["softmax_mse", "reached_goal"]) == 0 else "info"
-        return Verdict(kind, capital(text), advice)
-    return Verdict("info", capital(text), "Unusual: try a smaller learning rate for cross-entropy, whose gradients "
+        return Verdict(kind, lowered + capital(text), advice)
+    return Verdict("info", lowered + capital(text), "Unusual: try a smaller learning rate for cross-entropy, whose gradients "
                                           "are larger.")
