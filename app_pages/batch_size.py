@@ -3,8 +3,8 @@ import streamlit as st
 
 from core.charts.batch_size import curves_chart, interpolation_chart, quality_chart, sharpness_chart, time_chart
 from core.diagnoses.batch_size import (
-    MAX_SEEDS, MAX_TRAIN_ROWS, MAX_UPDATES, MIN_SEEDS, Config, device_story, parse_batch_sizes, run,
-    runs_table, sweep_table,
+    MAX_SEEDS, MAX_TRAIN_ROWS, MAX_UPDATES, MIN_SEEDS, TIMING_MIN_RATIO, Config, device_story, epochs_text,
+    parse_batch_sizes, run, runs_table, sweep_table, table_cell,
 )
 from core.train import OPTIMIZERS
 from ui.data_checks import show_data_checks
@@ -109,7 +109,8 @@ st.table(  # a static table: its cells wrap, so the sources stay readable
     hide_index=True,
 )
 st.caption("A difference is claimed only when it passes Welch's t-test (p < 0.05) across the seeds (or the timing "
-           "samples); otherwise the table says 'no clear difference'.")
+           f"samples); otherwise the table says 'no clear difference'. A time difference must also be larger than "
+           f"{TIMING_MIN_RATIO:g}x: a smaller one that passes the test is reported as too small to matter.")
 
 st.subheader("Speed: per update and per epoch")
 show_chart(lambda: time_chart(result), PAGE, "time", memo=memo)
@@ -162,7 +163,10 @@ if len(result.noise):
 
 with st.expander("Every batch size and every run"):
     st.dataframe(sweep_table(result), hide_index=True)
-    st.dataframe(runs_table(result), hide_index=True)
+    # The data keep their types (integer steps, <NA> where a run did not diverge); the cells show
+    # "–" for a missing value and epochs with one decimal when fractional.
+    st.dataframe(runs_table(result).style.format(table_cell).format(epochs_text, subset=["epochs"]),
+                 hide_index=True)
 
 st.caption(escape_markdown(  # the setup names an uploaded file: shown literally
     f"{setup.describe()} · {len(result.seeds)} seeds ({', '.join(str(s) for s in result.seeds)}), each its own "

@@ -520,3 +520,99 @@ def test_page_with_uploaded_regression_csv():
     caption = next(c.value for c in at.main.caption if "each its own" in c.value)  # the file name, literally
     assert "\\*lin\\*" in caption and "\\[x\\]\\(y\\)" in caption
     assert len(at.get("vega_lite_chart")) == 5
+
+
+# --------------------------------------------------------------------------- review b: timing words, tables
+def _timing(moons_run, small_ms, large_ms, n_rows=320, row_ms=0.1, step_ms=0.2):
+    """The moons run's timing profile with the reviewer's samples at sizes 8 and 320."""
+    import dataclasses
+    import math
+
+    rows = [(b, i, ms) for b, times in ((8, small_ms), (320, large_ms)) for i, ms in enumerate(times)]
+    samples = pd.DataFrame(rows, columns=["batch_size", "repeat", "ms"])
+    g = samples.groupby("batch_size")["ms"]
+    frame = pd.DataFrame({"batch_size": np.array([8, 320], dtype=np.int64),
+                          "updates_per_epoch": np.array([math.ceil(n_rows / 8), 1], dtype=np.int64),
+                          "ms": g.median().to_numpy(), "low_ms": g.min().to_numpy(), "high_ms": g.max().to_numpy(),
+                          "repeats": g.size().to_numpy().astype(np.int64)})
+    frame["epoch_ms"] = frame["ms"] * frame["updates_per_epoch"]
+    frame["sequential_ms"] = frame["batch_size"] * row_ms + step_ms
+    return dataclasses.replace(moons_run[1].timing, samples=samples, frame=frame, n_rows=n_rows, row_ms=row_ms,
+                               step_ms=step_ms, limit=None, base_ms=float(frame["ms"].min()))
+
+
+# The reviewer's default moons samples: 0.217-0.23 ms at batch 8, 0.258-0.264 ms at batch 320.
+SMALL_MS = [0.217, 0.219, 0.22, 0.221, 0.222, 0.222, 0.224, 0.226, 0.228, 0.23]
+LARGE_MS = [0.258, 0.259, 0.26, 0.26, 0.261, 0.261, 0.262, 0.263, 0.263, 0.264]
+
+
+def test_a_significant_but_small_time_gap_is_not_called_noise(moons_run):
+    # Before: "about as long at batch 8 (0.222 ms) as at batch 320 (0.261 ms): no clear difference
+    # beyond the timing noise", though the samples do not overlap; the 1.2x minimum was never said.
+    p = stats.ttest_ind(np.log(SMALL_MS), np.log(LARGE_MS), equal_var=False).pvalue
+    ratio = np.median(LARGE_MS) / np.median(SMALL_MS)
+    assert p < 0.05 and max(SMALL_MS) < min(LARGE_MS) and ratio < 1.2  # significant, small
+    profile = _timing(moons_run, SMALL_MS, LARGE_MS)
+    f = _findings(_runs({"train_loss": ([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])}), profile)
+    assert f.speed.update.winner is None and f.speed.update_gap == "small"
+    text = make_verdict(f).text
+    assert ("one update takes 0.222 ms at batch 8 and 0.261 ms at batch 320 (full): 1.2x or less apart, beyond the "
+            "timing noise but too small to matter here (the page counts a per-update time difference only above "
+            "1.2x).") in text
+    assert "no clear difference beyond the timing noise" not in text.split("Per-update")[0]
+    table = summary_table(f, profile).set_index("key")
+    assert table.loc["update_parallel", "this_run"].startswith("1.2x or less apart")
+    assert "median of 10 samples per size" in table.loc["update_parallel", "source"]  # not "10–10"
+    # Overlapping samples stay "no clear difference beyond the timing noise".
+    noisy = _timing(moons_run, [0.2, 0.3, 0.25, 0.22, 0.28], [0.21, 0.29, 0.26, 0.23, 0.27])
+    f2 = _findings(_runs({"train_loss": ([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])}), noisy)
+    assert stats.ttest_ind(np.log([0.2, 0.3, 0.25, 0.22, 0.28]), np.log([0.21, 0.29, 0.26, 0.23, 0.27]),
+                           equal_var=False).pvalue > 0.05
+    assert f2.speed.update_gap == "noise" and "no clear difference beyond the timing noise" in make_verdict(f2).text
+
+
+def test_large_time_ratios_are_written_without_exponents(moons_run):
+    # Before: f"{x:.2g}x" printed 153.7 as "1.5e+02x".
+    from core.diagnoses.batch_size import times_text
+
+    profile = _timing(moons_run, [0.1, 0.1, 0.1, 0.1], [15.3, 15.4, 15.37, 15.5], row_ms=1.0, step_ms=0.0)
+    f = _findings(_runs({"train_loss": ([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])}), profile)
+    text = make_verdict(f).text
+    assert "(150x longer for the larger batch)" in text and "e+" not in text
+    assert times_text(1500, 10, profile) == "150x"
+
+
+def test_runs_table_keeps_integers_and_shows_fractional_epochs():
+    from core.diagnoses.batch_size import epochs_text, runs_table, table_cell
+
+    data = load_builtin("moons", seed=0, n_samples=150)
+    res = run(data, TINY, Config(batch_sizes=(8, FULL), updates=20, seeds=2, **QUICK))
+    table = runs_table(res)
+    assert table["diverged at step"].dtype == "Int64" and table["diverged at step"].isna().all()
+    assert table["updates"].dtype == np.int64 and table["settling steps"].dtype == np.int64
+    per_epoch = {b: len(range(0, res.n_train, b)) for b in res.runs["batch_size"].unique()}  # how train walks
+    expected = [u / per_epoch[b] for b, u in zip(res.runs["batch_size"], res.runs["updates"])]
+    np.testing.assert_allclose(table["epochs"], expected)
+    assert epochs_text(20 / len(range(0, res.n_train, 8))) == f"{20 / len(range(0, res.n_train, 8)):.1f}"
+    assert epochs_text(300 / 40) == "7.5" and epochs_text(300.0) == "300"
+    assert table_cell(table["diverged at step"].iloc[0]) == "–" and table_cell(float("nan")) == "–"
+    assert table_cell(np.int64(12)) == "12" and table_cell(True) == "yes"
+
+
+def test_page_runs_table_shows_dashes_and_fractional_epochs():
+    # Before: a grey "None" under "diverged at step" and 7.5 epochs shown as "8".
+    import pyarrow as pa
+
+    at = _page(_app().run())
+    assert not at.exception
+    proto = at.dataframe[-1].proto.arrow_data
+    shown = pa.ipc.open_stream(proto.styler.display_values).read_all().to_pandas()
+    data = at.dataframe[-1].value
+    assert data["diverged at step"].dtype == "Int64" and data["updates"].dtype == np.int64
+    missing = data["diverged at step"].isna().to_numpy()
+    assert missing.any() and (shown.loc[missing, "diverged at step"] == "–").all()
+    ratio = data["updates"] / data["epochs"]  # updates per epoch: a whole number
+    np.testing.assert_allclose(ratio, np.round(ratio))
+    for value, text in zip(data["epochs"], shown["epochs"]):
+        assert text == (f"{int(value)}" if float(value).is_integer() else f"{value:.1f}")
+    assert "7.5" in list(shown["epochs"])  # 300 updates at batch 8 on 320 rows (40 per epoch)

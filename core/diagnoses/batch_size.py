@@ -52,8 +52,8 @@ from torch.func import functional_call
 from core.curvature import gradient, hessian_extremes, hutchinson_trace, model_loss
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress, Ticker
-from core.findings import Comparison, compare
-from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
+from core.findings import SIGNIFICANCE, Comparison, compare
+from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, factor, num
 from core.lab import LabSetup
 from core.models import n_params as count_params
 from core.rules import Divergence, critical_test
@@ -172,6 +172,8 @@ class SpeedFinding:
     marginal_row_ms: float  # extra ms per extra row, from the cheapest size to the largest timed
     update: Comparison | None  # per-update ms, small vs large (lower is better)
     epoch: Comparison | None  # per-epoch ms, small vs large
+    update_gap: str = "noise"  # time_gap of `update`: "clear", "small" (beyond the noise, under the ratio), "noise"
+    epoch_gap: str = "noise"  # time_gap of `epoch`
 
 
 @dataclass(frozen=True)
@@ -568,6 +570,22 @@ def compare_times(measure: str, a: str, a_ms, b: str, b_ms) -> Comparison:
     return c
 
 
+def time_gap(c: Comparison | None) -> str:
+    """How a `compare_times` comparison came out, keeping significance and size apart:
+    "clear" (a winner: beyond the timing noise and past TIMING_MIN_RATIO), "small" (beyond the
+    timing noise by Welch's t-test, but the medians are TIMING_MIN_RATIO x or less apart) or
+    "noise" (within the timing noise).
+
+    >>> time_gap(compare_times("m", "a", [1.0, 1.01, 0.99], "b", [1.1, 1.11, 1.09]))
+    'small'
+    """
+    if c is None:
+        return "noise"
+    if c.winner is not None:
+        return "clear"
+    return "small" if math.isfinite(c.p_value) and c.p_value < SIGNIFICANCE else "noise"
+
+
 # --------------------------------------------------------------------------- sharpness
 @dataclass(frozen=True, eq=False)
 class EpsSharpness:
@@ -943,8 +961,9 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
             del rec
 
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for col in ("batch_size", "seed", "updates", "epochs", "settle_steps"):
+    for col in ("batch_size", "seed", "updates", "settle_steps"):
         runs[col] = runs[col].astype(np.int64)
+    runs["epochs"] = runs["epochs"].astype(float)  # passes over the data: 300 updates of 40 per epoch are 7.5
     runs["diverged_at"] = runs["diverged_at"].astype("Int64")
     curves_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
         columns=["batch_size", "seed", "step", "train_loss", "val_metric"])
@@ -991,7 +1010,7 @@ def _run_row(b: int, seed: int, rec, per_epoch: int) -> tuple[dict, Failure | No
     row = dict.fromkeys(RUN_COLUMNS, nan)
     row.update(
         batch_size=b, seed=seed, status="ok", diverged_at=rec.diverged_at, updates=steps,
-        epochs=math.ceil(steps / per_epoch), train_seconds=train_seconds,
+        epochs=steps / per_epoch, train_seconds=train_seconds,
         seconds_per_update=train_seconds / steps if steps else nan, start_loss=rec.start.train_loss,
         train_loss=rec.end.train_loss, val_loss=rec.end.val_loss, train_metric=rec.end.train_metric,
         val_metric=rec.end.val_metric, gap=rec.end.train_metric - rec.end.val_metric, settle_steps=0,
@@ -1103,7 +1122,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         crit = ok[ok["critical"].astype(bool)]
         row = {"batch_size": int(b), "seeds": len(g), "trained": len(ok), "critical": len(crit),
                "end_critical": int(ok["end_critical"].astype(bool).sum()),
-               "updates": int(g["updates"].max()), "updates_per_epoch": int(math.ceil(g["updates"].max() / max(g["epochs"].max(), 1)))}
+               "updates": int(g["updates"].max()), "updates_per_epoch": int(round(g["updates"].max() / g["epochs"].max())) if g["epochs"].max() > 0 else 0}
         for m in MEASURES:
             src = crit if m in ("lambda_max", "eps_sharpness", "hessian_trace") else ok
             v = src[m].to_numpy(dtype=float)
@@ -1176,7 +1195,8 @@ def _speed(profile: TimingProfile, small: int, large: int) -> SpeedFinding:
     return SpeedFinding(device=profile.device, threads=profile.threads, limit=profile.limit,
                         largest_timed=int(largest["batch_size"]), base_ms=profile.base_ms,
                         row_ms=profile.row_ms, step_ms=profile.step_ms, n_rows=profile.n_rows,
-                        marginal_row_ms=marginal, update=update, epoch=epoch)
+                        marginal_row_ms=marginal, update=update, epoch=epoch,
+                        update_gap=time_gap(update), epoch_gap=time_gap(epoch))
 
 
 SHARPNESS_MEASURES = ("lambda_max", "eps_sharpness", "hessian_trace")
@@ -1235,13 +1255,17 @@ def speed_sentences(f: Findings) -> list[str]:
         return []
     where = s.device + (f", {s.threads} thread{'s' if s.threads != 1 else ''}" if s.device == "cpu" else "")
     u = s.update
-    if u.winner is None:
+    if s.update_gap == "small":  # significant but small: say both, apart
+        first = (f"On {where}, one update takes {_ms(u.a_value)} at {labels['small']} and {_ms(u.b_value)} at "
+                 f"{labels['large']}: {TIMING_MIN_RATIO:g}x or less apart, beyond the timing noise but too small "
+                 f"to matter here (the page counts a per-update time difference only above {TIMING_MIN_RATIO:g}x).")
+    elif u.winner is None:
         first = (f"On {where}, one update takes about as long at {labels['small']} ({_ms(u.a_value)}) as at "
                  f"{labels['large']} ({_ms(u.b_value)}): no clear difference beyond the timing noise.")
     else:
         slower = labels[u.loser]
         first = (f"On {where}, one update takes {_ms(u.value(u.loser))} at {slower} against "
-                 f"{_ms(u.value(u.winner))} at {labels[u.winner]} ({u.value(u.loser) / u.value(u.winner):.2g}x "
+                 f"{_ms(u.value(u.winner))} at {labels[u.winner]} ({factor(u.value(u.loser) / u.value(u.winner))} "
                  f"{'longer' if u.loser == 'large' else 'shorter'} for the larger batch).")
     if s.limit is None:
         limit = (f" Per-update time stays within {RISE_FACTOR:g}x of its small-batch level up to batch "
@@ -1250,11 +1274,17 @@ def speed_sentences(f: Findings) -> list[str]:
         limit = (f" Per-update time starts to rise at batch {s.limit:,} (past {RISE_FACTOR:g}x its small-batch "
                  f"level of {_ms(s.base_ms)}): there the device's parallelism runs out.")
     e = s.epoch
-    if e is None or e.winner is None:
-        epoch = f" An epoch over {s.n_rows:,} rows takes about as long at either size."
+    if e is None:
+        epoch = ""
+    elif s.epoch_gap == "small":
+        epoch = (f" An epoch over {s.n_rows:,} rows takes {_ms(e.a_value)} at {labels['small']} and {_ms(e.b_value)} "
+                 f"at {labels['large']}: {TIMING_MIN_RATIO:g}x or less apart, too small to matter here.")
+    elif e.winner is None:
+        epoch = (f" An epoch over {s.n_rows:,} rows takes about as long at either size ({_ms(e.a_value)} and "
+                 f"{_ms(e.b_value)}): no clear difference beyond the timing noise.")
     else:
         epoch = (f" An epoch over {s.n_rows:,} rows takes {_ms(e.value(e.winner))} at {labels[e.winner]} and "
-                 f"{_ms(e.value(e.loser))} at {labels[e.loser]} ({e.value(e.loser) / e.value(e.winner):.2g}x longer).")
+                 f"{_ms(e.value(e.loser))} at {labels[e.loser]} ({factor(e.value(e.loser) / e.value(e.winner))} longer).")
     return [first + limit + epoch]
 
 
@@ -1339,9 +1369,11 @@ def _pm(mean: float, sd: float, fmt=num) -> str:
     return fmt(mean) if not math.isfinite(sd) or sd == 0 else f"{fmt(mean)} ± {fmt(sd)}"
 
 
-def _short(c: Comparison | None, labels: dict[str, str], better: str) -> str:
+def _short(c: Comparison | None, labels: dict[str, str], better: str, gap: str = "noise") -> str:
     if c is None:
         return "not measured"
+    if c.winner is None and gap == "small":
+        return f"{TIMING_MIN_RATIO:g}x or less apart: beyond the timing noise, too small to matter"
     if c.winner is None:
         return "no clear difference"
     return f"{labels[c.winner]} {better}"
@@ -1369,9 +1401,10 @@ def summary_table(f: Findings, profile: TimingProfile) -> pd.DataFrame:
          if b in fr.index else "not timed")
     add("update_parallel", "Time per update, rows in parallel (this device)",
         "about the same (until the parallelism limit)", q(small), q(large),
-        _short(s.update, labels, "faster") if timed else "not measured",
-        f"timing profile on {profile.device}: median of {int(fr['repeats'].min())}–{int(fr['repeats'].max())} "
-        f"samples per size, each the fastest of up to {TIMING_BLOCK} updates; Welch's t-test on log times")
+        _short(s.update, labels, "faster", s.update_gap) if timed else "not measured",
+        f"timing profile on {profile.device}: median of {_count_range(fr['repeats'])} samples per size, each the "
+        f"fastest of up to {TIMING_BLOCK} updates; Welch's t-test on log times, and a difference counts only "
+        f"above {TIMING_MIN_RATIO:g}x")
     seq = lambda b: _ms(b * profile.row_ms + profile.step_ms)  # noqa: E731
     add("update_serial", "Time per update, rows one after another (no parallelism)", "small faster",
         seq(small), seq(large), f"{labels['small']} faster ({times_text(large, small, profile)} less time)",
@@ -1379,7 +1412,7 @@ def summary_table(f: Findings, profile: TimingProfile) -> pd.DataFrame:
         f"{_ms(profile.step_ms)} (one optimizer step)")
     ep = lambda b: _ms(fr.loc[b, "epoch_ms"]) if b in fr.index else "not timed"  # noqa: E731
     add("epoch_time", f"Time per epoch ({profile.n_rows:,} rows)", "small slower", ep(small), ep(large),
-        _short(s.epoch, labels, "faster") if timed else "not measured",
+        _short(s.epoch, labels, "faster", s.epoch_gap) if timed else "not measured",
         "time per update (above) × updates per epoch (⌈rows / batch⌉)")
     if math.isfinite(f.b_simple):
         nz = lambda b: num(batch_noise(f.b_simple, b, f.n_train))  # noqa: E731
@@ -1414,11 +1447,17 @@ def summary_table(f: Findings, profile: TimingProfile) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "measure", "lecture", "small", "large", "this_run", "source"])
 
 
+def _count_range(counts: pd.Series) -> str:
+    """'10' when every size has the same count, else '3–10'."""
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
 def times_text(large: int, small: int, profile: TimingProfile) -> str:
     """How many times longer the no-parallelism update of `large` is than that of `small`."""
     a = small * profile.row_ms + profile.step_ms
     b = large * profile.row_ms + profile.step_ms
-    return f"{b / a:.2g}x" if a > 0 else "n/a"
+    return factor(b / a) if a > 0 else "n/a"
 
 
 def device_story(f: Findings) -> str:
@@ -1466,8 +1505,35 @@ def sweep_table(result: Result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def epochs_text(x: float) -> str:
+    """Epochs as the runs table shows them: '300', '7.5' (one decimal when fractional), '0.03'.
+
+    >>> epochs_text(300.0), epochs_text(7.5), epochs_text(10 / 320), epochs_text(float("nan"))
+    ('300', '7.5', '0.03', '–')
+    """
+    if not math.isfinite(x):
+        return "–"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.1f}" if abs(x) >= 0.1 else num(x, 1)
+
+
+def table_cell(x) -> str:
+    """One cell of the runs and sweep tables: '–' for a missing value (a run that did not
+    diverge has no divergence step), numbers through words.num, the rest as text."""
+    if x is None or x is pd.NA or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return num(float(x), 4)
+    return str(x)
+
+
 def runs_table(result: Result) -> pd.DataFrame:
-    """Every run (batch size x seed), for display, with its status and measures."""
+    """Every run (batch size x seed), for display, with its status and measures. Integer columns
+    stay integer ("diverged at step" is nullable: <NA> when the run did not diverge); epochs are
+    fractional (updates / updates per epoch). The page shows it through `table_cell` / `epochs_text`."""
     r = result.runs
     table = pd.DataFrame({
         "batch size": [result.label(int(b)) for b in r["batch_size"]], "seed": r["seed"],
