@@ -33,6 +33,11 @@ MINIBATCH_LEVEL_WINDOW = 16  # mini-batch losses: the divergence level is the me
 CRITICAL_GAIN = 1e-4  # critical: the best safe gradient step gains < this share of the start loss
 GRADIENT_COLLAPSE = 0.05  # logs: a stall is "gradient small" when its |g| is < 5% of the early |g|
 OSCILLATION_COSINE = -0.5  # successive gradients this anti-aligned: the step bounces across a valley
+STALL_RISE = 10.0  # stalls: a window whose loss rose by more than this many rel_eps (and beyond noise) is no stall
+LEVEL_MIN_RECORDS = 10  # the gradient level is a median over at least this many records ...
+LEVEL_SHARE = 0.01  # ... and at least this share of the run
+LEVEL_LOSS_RISE = 0.25  # records where the loss is this share (or 3 noise units) above its lowest level so far: a blow-up
+LEVEL_LOSS_POINTS = 5  # the loss level of the blow-up test: a centred median of this many records
 
 
 # --------------------------------------------------------------------------- divergence
@@ -129,9 +134,13 @@ def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float, raw=None) -> 
     """Index ranges (start, end) where the smoothed loss stopped falling: THE stall rule.
 
     A step t is flat when the loss fell by less than `rel_eps` of itself over [t - window, t]
-    (a rise counts as not falling). Consecutive flat steps form a span [first - window, last];
-    runs closer than a tenth of a window, and spans that share steps, are joined. A span is kept
-    only where the evidence carries "the loss fell by less than rel_eps per window":
+    and did not rise by more than `rise_limit` (STALL_RISE x rel_eps, or more for a noisy `raw`
+    loss, see _rise_limit): a loss that wobbles or creeps up within that tolerance is not falling,
+    but a loss that climbs many-fold is blowing up, not stalling (issue: a span over a blow-up
+    from 0.87 to 34 was once called a stall). Consecutive flat steps form a span
+    [first - window, last]; runs closer than a tenth of a window, and spans that share steps, are
+    joined. A span is kept only where the evidence carries "the loss fell by less than rel_eps per
+    window":
     - end to end, the smoothed loss fell by at most rel_eps per window (else it is a slow descent:
       a falling loss is never a stall);
     - with `raw` (the unsmoothed loss, same length), the least-squares trend of the raw loss over
@@ -141,9 +150,13 @@ def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float, raw=None) -> 
 
     >>> stall_spans(np.r_[np.linspace(2, 1, 50), np.ones(60)], 20, 0.01)
     [(49, 109)]
+    >>> stall_spans(np.r_[np.linspace(2, 1, 50), np.ones(60), np.geomspace(1, 30, 40)], 20, 0.01)
+    [(49, 111)]
     """
     s = np.asarray(smoothed, dtype=float)
-    flat = np.nan_to_num(window_drop(s, window), nan=np.inf) < rel_eps
+    raw_loss = None if raw is None else np.asarray(raw, dtype=float)
+    drop = np.nan_to_num(window_drop(s, window), nan=np.inf)
+    flat = (drop < rel_eps) & (drop >= -_rise_limit(rel_eps, raw_loss))
     runs: list[list[int]] = []
     for t in np.flatnonzero(flat):
         t = int(t)
@@ -158,10 +171,31 @@ def stall_spans(smoothed: np.ndarray, window: int, rel_eps: float, raw=None) -> 
             joined[-1] = (joined[-1][0], max(b, joined[-1][1]))
         else:
             joined.append((a, b))
-    raw_loss = None if raw is None else np.asarray(raw, dtype=float)
     return [(a, b) for a, b in joined
             if _flat_end_to_end(s[a], s[b], b - a, window, rel_eps)
             and (raw_loss is None or _flat_beyond_noise(raw_loss[a: b + 1], s[a], window, rel_eps))]
+
+
+def _rise_limit(rel_eps: float, raw: np.ndarray | None) -> float:
+    """The largest relative rise per window a flat step may show: STALL_RISE x rel_eps, or, for a
+    noisy raw loss, NOISE_MULTIPLE x the noise of a difference of two single logged losses (the
+    least smoothing the caller can have used), so mini-batch noise alone never breaks a stall."""
+    from core.findings import NOISE_MULTIPLE
+
+    limit = STALL_RISE * rel_eps
+    if raw is None:
+        return limit
+    return max(limit, NOISE_MULTIPLE * math.sqrt(2.0) * _point_noise(raw))
+
+
+def _point_noise(loss: np.ndarray) -> float:
+    """The relative noise of one logged loss: 1.4826 x the median |relative step| / sqrt 2 (a
+    robust standard deviation; 0 for a smooth full-batch curve)."""
+    x = loss[np.isfinite(loss)]
+    if len(x) < 3:
+        return 0.0
+    step = np.diff(x) / np.maximum(np.abs(x[:-1]), 1e-12)
+    return 1.4826 * float(np.median(np.abs(step))) / math.sqrt(2.0)
 
 
 def _flat_end_to_end(first: float, last: float, length: int, window: int, rel_eps: float) -> bool:
@@ -182,25 +216,49 @@ def _flat_beyond_noise(raw: np.ndarray, level: float, window: int, rel_eps: floa
     return -slope * window / scale + NOISE_MULTIPLE * se * window / scale < rel_eps
 
 
-def gradient_level(grad, width: int) -> float:
+def gradient_level(grad, width: int, loss=None) -> float:
     """The run's gradient level, the yardstick of "the gradient collapsed": the highest median
-    |g| over consecutive stretches of `width` records (a peak one noisy record cannot make).
-    Not the first window's level: a run that sits on a saddle plateau from step 0 has its small
-    gradient there, and only the later escape shows what a normal gradient is for it.
+    |g| over any consecutive stretch of records while the loss was healthy.
+
+    - A stretch holds at least max(`width`, LEVEL_MIN_RECORDS, LEVEL_SHARE of the records)
+      records, so a spike of one or a few records (fewer than half a stretch) cannot set the
+      level: a single |g| of 40 among |g| ~ 1 once made the level 20 and called a stall with
+      |g| 0.7 a critical point.
+    - With `loss` (same length as `grad`), records inside a loss blow-up are left out: where the
+      loss level (a centred median of LEVEL_LOSS_POINTS records, so one bad batch does not count)
+      is more than LEVEL_LOSS_RISE (or 3 of its point-to-point noise units, for a noisy mini-batch
+      loss) above the lowest level it had reached so far, or not a number. The
+      gradient of a diverging run grows with its loss; it says what a gradient looks like when
+      training fails, not what a normal one is for this run.
+    - The highest stretch, not the first one: a run that sits on a saddle plateau from step 0
+      has its small gradient there, and only the later escape shows what a normal gradient is.
 
     >>> gradient_level(np.r_[np.full(50, 1e-3), np.ones(50), [100.0]], 10)
     1.0
+    >>> gradient_level(np.r_[np.ones(60), [40.0], np.ones(39)], 2)
+    1.0
+    >>> gradient_level(np.r_[np.ones(60), np.geomspace(2, 50, 40)], 10, loss=np.r_[np.ones(60), np.geomspace(2, 50, 40)])
+    1.0
     """
     g = np.asarray(grad, dtype=float)
-    g = g[np.isfinite(g)]
+    keep = np.isfinite(g)
+    if loss is not None:
+        keep &= _loss_healthy(np.asarray(loss, dtype=float))
+    g = g[keep]
     if not len(g):
         return float("nan")
-    width = max(1, min(int(width), len(g)))
-    n = len(g) // width * width
-    blocks = np.median(g[:n].reshape(-1, width), axis=1)
-    # The records past the last whole stretch are judged with the stretch's worth before them.
-    tail = np.median(g[-width:]) if n < len(g) else -np.inf
-    return float(max(blocks.max(), tail))
+    width = max(int(width), LEVEL_MIN_RECORDS, math.ceil(LEVEL_SHARE * len(g)))
+    width = min(width, len(g))
+    return float(pd.Series(g).rolling(width).median().max())
+
+
+def _loss_healthy(loss: np.ndarray) -> np.ndarray:
+    """True where the loss is not inside a blow-up (see gradient_level)."""
+    level = pd.Series(loss).rolling(LEVEL_LOSS_POINTS, center=True, min_periods=1).median().to_numpy()
+    lowest = np.fmin.accumulate(np.where(np.isfinite(level), level, np.nan))
+    allowed = max(LEVEL_LOSS_RISE, 3.0 * _point_noise(loss)) * np.maximum(np.abs(lowest), 1e-12)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(level) & (level - lowest <= allowed)
 
 
 def gradient_collapsed(window_grad_median: float, level: float) -> bool:

@@ -13,8 +13,10 @@
   gradient norm collapsed (core.rules.gradient_collapsed: below 5% of the run's gradient level)
   or, when lambda_min / lambda_max were logged (core.probe), by core.rules.critical_test; an
   "oscillation" when the gradient is not small; a "plateau" when no gradient norm was logged.
-  The gradient level is the peak of the gradient norm's running median, not its first window:
-  a run that starts on a saddle has a tiny gradient from step 0 (see the report in the tests).
+  The gradient level is the peak of the gradient norm's running median over stretches of at
+  least 10 logged points while the loss was healthy (core.rules.gradient_level: one |g| spike or
+  a blow-up cannot set it), not its first window: a run that starts on a saddle has a tiny
+  gradient from step 0 (see the report in the tests).
 - **spikes**: a logged loss more than SPIKE_Z robust standard deviations (1.4826 x the running
   median absolute deviation) and SPIKE_MIN_RISE above the running median of its neighbours (the
   smoothed loss); adjacent spiking points are one spike, reported at its first step with the
@@ -154,7 +156,7 @@ class Result:
     final_noise: float
     min_loss: float
     min_step: int
-    grad_level: float  # peak of the gradient norm's running median (reference for "small")
+    grad_level: float  # core.rules.gradient_level: the reference for "small"
     loss_noise: float  # point-to-point noise of the logged loss, a share of its level (0: full batch)
     lr_peak: float
     curve: pd.DataFrame  # step, series, value: thinned, finite values only
@@ -341,7 +343,7 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
     smooth_points = max(1, window_points // 10)
     smoothed = smooth(clean, smooth_points)
     progress(0.2, "stalls")
-    grad_level = _grad_level(s_grad, smooth_points) if has_grad else float("nan")
+    grad_level = _grad_level(s_grad, smooth_points, s_loss) if has_grad else float("nan")
     lam_min, lam_max = _series_of(log, LAMBDA_MIN_NAMES), _series_of(log, LAMBDA_MAX_NAMES)
     curv = None
     if lam_min and lam_max:
@@ -411,9 +413,11 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
     return result
 
 
-def _grad_level(grad: np.ndarray, width: int) -> float:
-    """The run's gradient level (core.rules.gradient_level)."""
-    return gradient_level(grad, width)
+def _grad_level(grad: np.ndarray, width: int, loss: np.ndarray) -> float:
+    """The run's gradient level (core.rules.gradient_level): stretches of at least `width` logged
+    points (the smoothing width; the rule makes them at least 10 points), records inside a loss
+    blow-up left out."""
+    return gradient_level(grad, width, loss=loss)
 
 
 def _stalls(step, loss, smoothed, grad, cos, lr, window, rel_eps, has_grad, grad_level, curv) -> pd.DataFrame:
