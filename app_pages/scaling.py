@@ -76,7 +76,7 @@ if surface is not None:
     show_notes(surface.notes)
     cols = st.columns(4)
     for col, panel in zip(cols[:2], (surface.raw, surface.standardized)):
-        col.metric(f"Condition number, {panel.key}", num(panel.condition),
+        col.metric(f"Condition number, {panel.key}", scaling_surface.condition_text(panel.condition),
                    help="λmax / λmin of the exact Hessian 2 AᵀA / n over (w1, w2, b).")
     for col, panel in zip(cols[2:], (surface.raw, surface.standardized)):
         steps = "diverged" if panel.divergence else "never" if panel.steps_to_target is None else num(
@@ -91,8 +91,8 @@ if surface is not None:
                        memo=memo, dataset="scaled_regression" if source == "builtin" else setup.data.label)
     st.caption(
         f"Loss over (w1, w2) with b at its best for each pair; both axes of a map span the same width, "
-        f"as gradient descent sees them. The raw valley is {num(surface.raw.valley_aspect)} times longer "
-        f"than wide (standardized: {num(surface.standardized.valley_aspect)}). The path shows the first steps "
+        f"as gradient descent sees them. The raw valley is {scaling_surface.aspect_text(surface.raw.valley_aspect)} "
+        f"times longer than wide (standardized: {scaling_surface.aspect_text(surface.standardized.valley_aspect)}). The path shows the first steps "
         "one by one, then log-spaced steps up to the target (hover for the step)."
     )
     show_chart(lambda: surface_curves(surface), PAGE, "surface loss curves", memo=memo,
@@ -146,14 +146,16 @@ if lab is not None:
     show_chart(lambda: lab_curves(lab, ["none", "standard", "minmax", "robust"], "Training loss with each input scaling"),
                PAGE, "scaler curves", memo=memo)
     table = lab.summary.drop(columns=["run"]).rename(columns={
-        "label": "inputs", "lambda_max": "λmax at start (mean)", "stable_lr": "2 / λmax", "lr": "rate used",
+        "label": "inputs", "lambda_max": "λmax at start (geometric mean)", "stable_lr": "2 / λmax (geometric mean)",
+        "lr": "rate used (geometric mean)",
         "reached": "seeds reaching the target", "steps_to_target": "steps to target (mean; a miss = steps + 1)",
         "tail_loss": "training loss, last 20% (mean)", "tail_loss_sd": "… its spread (sd)",
         "final_val_metric": f"final validation {lab.metric} (mean)", "diverged": "seeds diverged"})
     st.dataframe(table, hide_index=True)
     show_chart(lambda: lab_curvature(lab), PAGE, "lambda max", memo=memo)
     st.caption("λmax is the largest Hessian eigenvalue of the whole training loss at the start (batch norm in "
-               "training mode); plain gradient descent is stable only below 2 / λmax. The curves are the training "
+               "training mode); plain gradient descent is stable only below 2 / λmax. λmax, 2 / λmax and the rate "
+               "are geometric means over seeds (as in section 4), so 2 / λmax is 2 over the λmax beside it. The curves are the training "
                "loss of the batches each run saw, smoothed over 5% of the steps.")
     with st.expander("What each scaler fitted (training split only)"):
         st.dataframe(lab.scaler_stats, hide_index=True)
@@ -205,8 +207,9 @@ if curv is not None:
     show_notes(curv.notes)
     show_chart(lambda: sweep_chart(curv), PAGE, "rate sweep", memo=(setup, curv_config))
     st.dataframe(curv.summary.drop(columns=["model"]).rename(columns={
-        "label": "model", "lambda_start": "λmax at start", "stable_lr": "2 / λmax", "max_rate": "largest stable rate",
-        "multiple": "… in units of 2 / λmax", "lambda_end": "λmax after training at it",
+        "label": "model", "lambda_start": "λmax at start (geometric mean)", "stable_lr": "2 / λmax (geometric mean)",
+        "max_rate": "largest stable rate (geometric mean)", "multiple": "… in units of 2 / λmax (geometric mean)",
+        "lambda_end": "λmax after training at it (geometric mean)",
         "norm_start": "hidden weights' norm at start", "norm_end": "… after training", "best_loss": "lowest loss"}),
         hide_index=True)
     st.caption(f"Geometric means over seeds for curvatures and rates (compared on a log scale), plain means for the "

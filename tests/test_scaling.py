@@ -545,3 +545,128 @@ def test_page_widgets_are_bound_to_the_url():
     assert at.number_input(key="scaling_seeds").value == 2
     assert at.number_input(key="scaling_c_steps").value == 20
     assert "mean of 2 seeds" in _texts(at)
+
+
+# ----------------------------------------------------------------------------- review B findings
+def _cancer_area_x1000() -> Dataset:
+    """breast_cancer with 'mean area' x1000 (the reviewer's bc_scaled.csv): next to 'fractal
+    dimension error' the raw Hessian's condition number is ~8e16, past float64's 1 / eps."""
+    data = load_builtin("breast_cancer")
+    X = data.X.astype(np.float64).copy()
+    X[:, data.feature_names.index("mean area")] *= 1000
+    return dataclasses.replace(data, X=X.astype(np.float32))
+
+
+def _mp_condition(M: np.ndarray) -> float:
+    """lambda_max / lambda_min of M^T M in 60-digit arithmetic (mpmath), from M's float64 entries."""
+    import mpmath
+
+    with mpmath.workdps(60):
+        A = mpmath.matrix(M.tolist())
+        eig = sorted(mpmath.eigsy(A.T * A)[0])
+        return float(eig[-1] / eig[0])
+
+
+def test_a_condition_number_past_float64_is_measured_and_said_so():
+    """Review B finding 4: the raw condition number read 'n/a' (verdict, metric, map title, and
+    'The raw valley is n/a times longer than wide'). It is ~8e16, past float64's precision: it is
+    computed from the SVD (checked against 60-digit mpmath) and the page says it is beyond float64."""
+    data = _cancer_area_x1000()
+    res = scaling_surface.run(data, SETUP, scaling_surface.Config(source="lab", x1="mean area",
+                                                                  x2="fractal dimension error"))
+    X = data.X[:, [data.feature_names.index("mean area"), data.feature_names.index("fractal dimension error")]]
+    X = X.astype(np.float64)
+    ref = _mp_condition(np.column_stack([X, np.ones(len(X))]))  # cond(2 A^T A / n) = cond(A^T A)
+    assert ref > 1e16 and res.raw.condition == pytest.approx(ref, rel=1e-6)
+    aspect = math.sqrt(_mp_condition(X - X.mean(axis=0)))
+    assert res.raw.valley_aspect == pytest.approx(aspect, rel=1e-6)
+    text = scaling_surface.condition_text(res.raw.condition)
+    assert text.endswith("(beyond float64 precision)") and "n/a" not in text
+    assert f"is {text} for raw inputs" in res.verdict.text and "n/a" not in res.verdict.text
+    from core.charts.scaling import surface_map
+
+    assert "beyond float64 precision" in str(surface_map(res.raw, res.x1, res.x2).to_dict()["layer"][0]["title"])
+    assert scaling_surface.aspect_text(res.raw.valley_aspect) != "n/a"
+    # Exactly collinear columns are past anything the SVD resolves: worded as a bound, not n/a.
+    assert scaling_surface.condition_text(math.inf) == "over 1e+24 (beyond float64 precision)"
+
+
+def test_lab_table_columns_agree_with_each_other_and_with_section_4():
+    """Review B finding 2: '2 / λmax' (mean of per-seed 2/λ, 0.0498) sat next to 'λmax at start
+    (mean)' (64.8, while 2/64.8 = 0.031), and section 4 said 52.9 for the same λmax. One summary
+    (geometric mean over seeds) for both sections: the columns agree with each other, with the
+    per-seed rows, and with section 4's sweep, which measures the same models on the same rows."""
+    from core.diagnoses import bn_curvature
+    from core.diagnoses.words import num
+
+    lab = scaling_lab.run(MOONS, SETUP, scaling_lab.Config(steps=20))
+    curv = bn_curvature.run(MOONS, SETUP, bn_curvature.Config(steps=5, n_rates=2, refine=0))
+    summary = lab.summary.set_index("run")
+    for key, row in summary.iterrows():
+        seeds = lab.runs.loc[lab.runs["run"] == key, "lambda_max"].to_numpy(float)
+        assert row["lambda_max"] == pytest.approx(np.prod(seeds) ** (1 / len(seeds)), rel=1e-9)
+        assert row["stable_lr"] == pytest.approx(2 / row["lambda_max"], rel=1e-9)
+    sweep = curv.summary.set_index("model")
+    assert summary.at["bn_raw", "lambda_max"] == pytest.approx(sweep.at["bn", "lambda_start"], rel=1e-9)
+    assert summary.at["none", "lambda_max"] == pytest.approx(sweep.at["plain", "lambda_start"], rel=1e-9)
+    assert f"is {num(summary.at['none', 'lambda_max'])} raw and {num(summary.at['standard', 'lambda_max'])}" \
+        in lab.verdict.text
+
+
+def test_fraction_mode_says_same_fraction_and_names_a_rate_past_two_over_lambda_max():
+    """Review B finding 3: at 1.5 x each run's own 2/λmax, raw diverged (seed 2) and the verdict said
+    'Standardized inputs trained at the same rate', though the rates differ, and advised
+    standardizing, missing the cause: a rate past 2/λmax, the stable limit of plain gradient descent."""
+    res = scaling_lab.run(MOONS, SETUP, scaling_lab.Config(optimizer="sgd", lr=None, lr_fraction=1.5, batch_size=None,
+                                                           steps=60))
+    assert "none" in res.findings.diverged and "standard" not in res.findings.diverged
+    runs = res.runs.set_index(["run", "seed"])
+    for seed in res.seeds:
+        raw, std = runs.loc[("none", seed)], runs.loc[("standard", seed)]
+        assert raw["lr"] != pytest.approx(std["lr"], rel=1e-3)  # not the same rate
+        assert raw["lr"] * raw["lambda_max"] / 2 == pytest.approx(1.5) == std["lr"] * std["lambda_max"] / 2
+    text, advice = res.verdict.text, res.verdict.advice
+    assert "same rate" not in text
+    assert "Standardized inputs trained at the same fraction (1.5x) of their own 2 / λmax without diverging" in text
+    assert "below 1" in advice and "beyond the stable limit of plain gradient descent" in advice
+    assert "Standardize" not in advice
+    # One rate for every run: 'the same rate' is right there, and the advice is the scaler.
+    one = scaling_lab.run(MOONS, SETUP, scaling_lab.Config(optimizer="sgd", lr=2.6, batch_size=None, steps=60))
+    assert "none" in one.findings.diverged and "standard" not in one.findings.diverged
+    assert "Standardized inputs trained at the same rate without diverging" in one.verdict.text
+    assert "Standardize" in one.verdict.advice
+
+
+def test_page_tables_use_one_summary_and_say_which(default_page):
+    """Review B finding 2 on the page: the section-2 table's headers say geometric mean, its
+    2 / λmax column is 2 over the λmax beside it, and raw + batch norm's λmax is section 4's."""
+    tables = [t.value for t in default_page.dataframe]
+    lab = next(t for t in tables if "inputs" in t.columns and "rate used (geometric mean)" in t.columns)
+    sweep = next(t for t in tables if "largest stable rate (geometric mean)" in t.columns)
+    lam, two = lab["λmax at start (geometric mean)"], lab["2 / λmax (geometric mean)"]
+    np.testing.assert_allclose(two.to_numpy(float), 2 / lam.to_numpy(float), rtol=1e-9)
+    bn_lab = float(lam[lab["inputs"] == "raw + batch norm"].iloc[0])
+    bn_sweep = float(sweep.loc[sweep["model"] == "the batch-norm model", "λmax at start (geometric mean)"].iloc[0])
+    assert bn_lab == pytest.approx(bn_sweep, rel=1e-9)
+
+
+def test_page_with_columns_past_float64_and_a_clear_batch_norm_rate():
+    """Review B findings 1 and 4 as the reviewer saw them: an upload with 'mean area' x1000. The
+    metric, map caption and verdict say the raw condition number is beyond float64 (not 'n/a'),
+    and section 4 does not deny the claim its own numbers support."""
+    data = _cancer_area_x1000()
+    frame = pd.DataFrame(data.X.astype(np.float64), columns=list(data.feature_names)).assign(target=data.y)
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.sidebar.selectbox(key="lab_dataset").set_value("Upload CSV").run()
+    at.sidebar.file_uploader(key="upload").set_value(("bc.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    at.switch_page(PAGE).run()
+    at.radio(key="scaling_source").set_value("lab").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="scaling_x1").value == "mean area"
+    metric = next(m for m in at.metric if m.label == "Condition number, raw")
+    assert metric.value.endswith("(beyond float64 precision)")
+    captions = " ".join(plain(c.value) for c in at.caption)
+    assert "The raw valley is" in captions and "n/a times" not in captions
+    text = _texts(at)
+    assert "n/a for raw inputs" not in text and "beyond float64 precision) for raw inputs" in text
+    assert "batch norm survived a" in text and "supports the lecture's claim here" in text

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from core.charts import HEIGHT, PALETTE, WIDTH, expr_safe
-from core.diagnoses.words import num
+from core.diagnoses.scaling_surface import condition_text
 
 
 def _title(text: str, subtitle: str = "") -> alt.TitleParams:
@@ -53,7 +53,7 @@ def surface_map(panel, x1: str, x2: str, size: int = 330) -> alt.LayerChart:
     cells = (
         alt.Chart(grid.assign(w1_lo=grid["w1"] - half1, w1_hi=grid["w1"] + half1,
                               w2_lo=grid["w2"] - half2, w2_hi=grid["w2"] + half2),
-                  title=_title(f"{panel.label.capitalize()} (condition number {num(panel.condition)})"))
+                  title=_title(f"{panel.label.capitalize()}: condition number {condition_text(panel.condition)}"))
         .mark_rect()
         .encode(
             x=alt.X("w1_lo:Q", title=expr_safe(x_title), axis=alt.Axis(title=x_title), scale=x_scale),
@@ -128,8 +128,8 @@ def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
 
 
 def lab_curvature(lab) -> alt.LayerChart:
-    """lambda_max at the start per run on a log scale: one grey dot per seed and the mean as a
-    coloured tick (points, not bars: a bar on a log scale has no zero to start from)."""
+    """lambda_max at the start per run on a log scale: one grey dot per seed and the geometric mean
+    (the result's summary) as a coloured tick (points, not bars: a bar on a log scale has no zero to start from)."""
     order = list(lab.summary["label"])
     x = alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
     y_scale = alt.Scale(type="log")
@@ -142,11 +142,12 @@ def lab_curvature(lab) -> alt.LayerChart:
         thickness=3, size=36).encode(
         x=x, y=alt.Y("lambda_max:Q", scale=y_scale),
         color=alt.Color("label:N", sort=order, scale=_colors(order), legend=None),
-        tooltip=["label", alt.Tooltip("lambda_max:Q", title="mean λmax", format=".4g"),
-                 alt.Tooltip("stable_lr:Q", title="mean 2 / λmax", format=".4g")])
+        tooltip=["label", alt.Tooltip("lambda_max:Q", title="λmax (geometric mean)", format=".4g"),
+                 alt.Tooltip("stable_lr:Q", title="2 / λmax (geometric mean)", format=".4g")])
     return alt.layer(seeds, means).properties(
         width=WIDTH, height=240, autosize=PAD,
-        title=_title("Sharpness at the start", "λmax of the whole training loss; dots: seeds, bars: their mean"))
+        title=_title("Sharpness at the start",
+                     "λmax of the whole training loss; dots: seeds, ticks: their geometric mean"))
 
 
 # --------------------------------------------------------------------------- 3. batch norm's curvature

@@ -30,10 +30,10 @@ from torch import nn
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits.scaling import (
-    MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, lambda_max, measure_rows, rows_note,
+    MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, geometric_mean, lambda_max, measure_rows, rows_note,
 )
 from core.findings import Comparison, compare
-from core.diagnoses.words import capital, comparison_sentence, num
+from core.diagnoses.words import capital, comparison_sentence, factor, num
 from core.lab import LabSetup
 from core.models import n_params
 from core.runs import build, prepare_split, run_model, seeds_for, training_rows
@@ -227,10 +227,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
 LOG_COLUMNS = ("lambda_start", "stable_lr", "max_rate", "multiple", "lambda_end")  # averaged geometrically
 
 
-def _gmean(values) -> float:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return float(10 ** np.mean(np.log10(v))) if len(v) else float("nan")
+_gmean = geometric_mean
 
 
 def _summary(points: pd.DataFrame) -> pd.DataFrame:
@@ -276,8 +273,40 @@ def find(points: pd.DataFrame, config: Config, n_seeds: int) -> Findings:
     )
 
 
-def _times(x: float) -> str:
-    return f"{num(x)}x"
+def _held(c: Comparison) -> str:
+    """How a difference across seeds was judged: the test's p-value, or identical seeds."""
+    if c.n_a < 2 or c.n_b < 2:
+        return "one seed"
+    if math.isfinite(c.p_value):
+        return f"Welch's t-test across {min(c.n_a, c.n_b)} seeds, p = {c.p_value:.2g}"
+    return f"the same in each of {min(c.n_a, c.n_b)} seeds"
+
+
+def _conclusion(f: Findings) -> str:
+    """What the sweep says about the lecture's claim, from the headline measure (the largest
+    stable rate) first, then the rate in units of each model's own 2/lambda_max: each measure is
+    stated as it came out, so no clause contradicts a number shown above it."""
+    rate, past = f.max_rate, f.past_bound
+    measure = "the largest stable rate, the measure the lecture's \"easier to train\" is about"
+    if rate.winner == "bn":
+        head = (f"By {measure}, batch norm survived a {factor(rate.ratio)} higher rate ({_held(rate)}): "
+                "the sweep supports the lecture's claim here")
+    elif rate.winner == "plain":
+        head = (f"By {measure}, the plain model survived a {factor(1 / rate.ratio)} higher rate ({_held(rate)}): "
+                "the sweep does not support the lecture's claim here")
+    else:
+        head = (f"By {measure}, the sweep shows no clear difference between the two models with {f.n_seeds} "
+                f"seed{'s' if f.n_seeds > 1 else ''}, so it does not support the lecture's claim here")
+    if past.winner == "bn":
+        went = "also went" if rate.winner == "bn" else "did go"
+        tail = (f"; batch norm {went} further past its own 2/λmax ({_held(past)}), so λmax at the start "
+                "overstates what limits training with batch norm.")
+    elif past.winner == "plain":
+        tail = f"; relative to its own 2/λmax, though, the plain model went further ({_held(past)})."
+    else:
+        tail = ("; its rate relative to its own 2/λmax was not clearly different from the plain model's, so the sweep "
+                "does not show whether λmax at the start overstates what limits training with batch norm.")
+    return head + tail
 
 
 def make_verdict(f: Findings) -> Verdict:
@@ -288,7 +317,6 @@ def make_verdict(f: Findings) -> Verdict:
                                   "the sweep found no stable rate to compare.",
                        "Lower the smallest rate of the sweep.")
     c = f.lambda_start
-    seeds = f" (mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
     seeds = f" (geometric mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
     start = (f"At the start, λmax is {num(c.value('bn'))} with batch norm and {num(c.value('plain'))} "
              f"without{seeds}")
@@ -298,7 +326,7 @@ def make_verdict(f: Findings) -> Verdict:
     rate = capital(comparison_sentence(f.max_rate, LABELS, "trained without diverging", "at higher rates",
                                        "the largest stable rate of plain gradient descent"))
     past = capital(comparison_sentence(f.past_bound, LABELS, "went", "further past its own 2/λmax",
-                                       "the largest stable rate in units of 2/λmax at the start", fmt=_times))
+                                       "the largest stable rate in units of 2/λmax at the start", fmt=factor))
     rate, past = (x.replace("(mean of", "(geometric mean of") for x in (rate, past))
     after = (f"After training at its largest stable rate, λmax was {num(f.lambda_end['bn'])} with batch norm "
              f"(from {num(c.value('bn'))}) and the hidden weights' norm had grown from {num(f.norm_start['bn'])} to "
@@ -306,10 +334,7 @@ def make_verdict(f: Findings) -> Verdict:
              f"{num(c.value('plain'))}) and the norm {num(f.norm_start['plain'])} to {num(f.norm_end['plain'])}.")
     best = capital(comparison_sentence(f.best_loss, LABELS, "reached", "a lower training loss at its best rate",
                                        "the lowest training loss of the sweep"))
-    text = f"{capital(start)} {rate} {past} {after} {best}"
-    if f.past_bound.winner == "bn":
-        return Verdict("info", text + " So λmax at the start overstates what limits training with batch norm.")
-    return Verdict("info", text + f" With {f.n_seeds} seed{'s' if f.n_seeds > 1 else ''} on this data the sweep does "
-                                  "not show batch norm training further past its 2/λmax, so it does not support the "
-                                  "lecture's claim here.",
-                   "Raise the seed count to judge a smaller difference." if f.n_seeds < 5 else "")
+    text = f"{capital(start)} {rate} {past} {after} {best} {_conclusion(f)}"
+    undecided = f.max_rate.winner is None or f.past_bound.winner is None
+    advice = "Raise the seed count to judge a smaller difference." if undecided and f.n_seeds < 5 else ""
+    return Verdict("info", text, advice)

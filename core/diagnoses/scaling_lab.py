@@ -30,10 +30,12 @@ from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits.scaling import (
     DEFAULT_TRAIN_ROWS, Ticker, bands, check_budget, check_common, estimated_seconds, first_at_or_below,
-    lambda_max, measure_rows, rows_note, smooth_width, smoothed_curve, thin,
+    geometric_mean, lambda_max, measure_rows, rows_note, smooth_width, smoothed_curve, thin,
 )
 from core.findings import Comparison, compare
-from core.diagnoses.words import capital, comparison_sentence, difference_sentence, divergence_sentence, num
+from core.diagnoses.words import (
+    capital, comparison_sentence, difference_sentence, divergence_sentence, factor, num,
+)
 from core.lab import LabSetup
 from core.models import n_params
 from core.runs import build, prepare_split, run_model, seeds_for, training_rows
@@ -71,13 +73,14 @@ class Findings:
     bn_level: Comparison  # tail_loss, bn_raw vs none
     bn_val: Comparison  # final_val_metric, bn_raw vs none; higher is better
     bn_vs_standard: Comparison  # tail_loss, bn_raw vs standard
-    lambda_start: dict  # run key -> mean lambda_max at the start
+    lambda_start: dict  # run key -> geometric mean over seeds of lambda_max at the start
     reached: dict  # run key -> seeds whose smoothed loss reached the target
     diverged: dict  # run key -> ((seed, Divergence), ...) for seeds that diverged
     scale_spread: float  # largest / smallest standard deviation of the (non-constant) input columns
     n_seeds: int
     steps: int  # the step budget of every run
     target_loss: float
+    lr_fraction: float | None = None  # each run's rate as a share of its own 2 / lambda_max; None = one rate
 
 
 @dataclass
@@ -282,13 +285,14 @@ def find(runs: pd.DataFrame, divergences: pd.Series, standard_split: Split, conf
                        _ok(by["none"], "final_val_metric"), higher_is_better=True, split="validation",
                        min_relative=0.01),
         bn_vs_standard=level("bn_raw", "standard"),
-        lambda_start={k: float(by[k]["lambda_max"].mean()) for k in RUNS},
+        lambda_start={k: geometric_mean(by[k]["lambda_max"]) for k in RUNS},
         reached={k: int((by[k]["steps_to_target"].notna() & by[k]["diverged_at"].isna()).sum()) for k in RUNS},
         diverged=diverged,
         scale_spread=float(scale.max() / scale.min()) if len(scale) else float("nan"),
         n_seeds=int(runs["seed"].nunique()),
         steps=config.steps,
         target_loss=target,
+        lr_fraction=config.lr_fraction if config.lr is None else None,
     )
 
 
@@ -298,15 +302,17 @@ def _ok(g: pd.DataFrame, col: str) -> list[float]:
 
 
 def _summary(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """One row per run key: means over seeds. Steps to the target are averaged as they are
-    compared: a seed that missed it (or diverged) counts as budget + 1."""
+    """One row per run key: means over seeds. Curvatures and rates (lambda_max, 2 / lambda_max, the
+    rate used) are geometric means, as on the rest of the page, so 2 / lambda_max of the row is
+    2 over its lambda_max. Steps to the target are averaged as they are compared: a seed that
+    missed it (or diverged) counts as budget + 1."""
     out = []
     for key, g in runs.groupby("run", sort=False):
         ok = g["diverged_at"].isna()
         reached = g["steps_to_target"].notna() & ok
         out.append(dict(
-            run=key, label=LABELS[key], seeds=len(g), lambda_max=float(g["lambda_max"].mean()),
-            stable_lr=float(g["stable_lr"].mean()), lr=float(g["lr"].mean()),
+            run=key, label=LABELS[key], seeds=len(g), lambda_max=geometric_mean(g["lambda_max"]),
+            stable_lr=geometric_mean(g["stable_lr"]), lr=geometric_mean(g["lr"]),
             reached=int(reached.sum()), steps_to_target=float(np.mean(_steps_samples(g, budget))),
             tail_loss=float(g.loc[ok, "tail_loss"].mean()) if ok.any() else np.nan,
             tail_loss_sd=float(g.loc[ok, "tail_loss"].std(ddof=1)) if ok.sum() > 1 else 0.0,
@@ -337,20 +343,36 @@ def _level_sentence(c: Comparison) -> str:
                                        "training loss over the last 20% of steps"))
 
 
+def _same_rate(f: Findings, whose: str = "their") -> str:
+    """How the runs' rates relate: one rate, or the same share of each run's own 2 / lambda_max."""
+    if f.lr_fraction is None:
+        return "at the same rate"
+    return f"at the same fraction ({factor(f.lr_fraction)}) of {whose} own 2 / λmax"
+
+
+def _rate_advice(f: Findings, otherwise: str) -> str:
+    """Advice after a divergence: a fraction above 1 of 2 / lambda_max is named as the cause."""
+    if f.lr_fraction is not None and f.lr_fraction > 1:
+        return (f"Use a fraction of 2 / λmax below 1: each run's rate was {factor(f.lr_fraction)} its own "
+                "2 / λmax, beyond the stable limit of plain gradient descent.")
+    return otherwise
+
+
 def scaling_verdict(f: Findings) -> Verdict:
     """Standardized against raw inputs, worded from the findings only."""
     spread = f"{f.scale_spread:,.0f}" if f.scale_spread >= 10 else f"{f.scale_spread:.2g}"
-    lam = (f"At the start λmax is {num(f.lambda_start['none'])} raw and {num(f.lambda_start['standard'])} "
-           f"standardized (plain gradient descent is stable below 2 / λmax); the input columns' standard "
+    mean = f" (geometric mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
+    lam = (f"At the start λmax{mean} is {num(f.lambda_start['none'])} raw and {num(f.lambda_start['standard'])} "
+           f"standardized; plain gradient descent is stable below 2 / λmax. The input columns' standard "
            f"deviations differ by a factor of up to {spread}.")
     bad = [k for k in ("none", "standard") if k in f.diverged]
     if bad:
         said = " ".join(divergence_sentence(f.diverged[k][0][1], f"{capital(LABELS[k])} (seed {f.diverged[k][0][0]})")
                         for k in bad)
         if bad == ["none"]:
-            return Verdict("problem", f"{said} Standardized inputs trained at the same rate without diverging. {lam}",
-                           "Standardize the inputs (a scaler fitted on the training split).")
-        return Verdict("problem", f"{said} {lam}", "Lower the learning rate.")
+            return Verdict("problem", f"{said} Standardized inputs trained {_same_rate(f)} without diverging. {lam}",
+                           _rate_advice(f, "Standardize the inputs (a scaler fitted on the training split)."))
+        return Verdict("problem", f"{said} {lam}", _rate_advice(f, "Lower the learning rate."))
     text = f"{_pace_sentence(f.scaling_pace, f)} {_level_sentence(f.scaling_level)} {lam}"
     wins = {c.winner for c in (f.scaling_pace, f.scaling_level)} - {None}
     if wins == {"standard"}:
@@ -366,11 +388,13 @@ def bn_verdict(f: Findings, metric: str) -> Verdict:
     """Batch norm on raw inputs against raw and standardized inputs without it."""
     if "bn_raw" in f.diverged:
         seed, d = f.diverged["bn_raw"][0]
-        return Verdict("problem", divergence_sentence(d, f"Raw + batch norm (seed {seed})"), "Lower the learning rate.")
+        return Verdict("problem", divergence_sentence(d, f"Raw + batch norm (seed {seed})"),
+                       _rate_advice(f, "Lower the learning rate."))
     if "none" in f.diverged:
         seed, d = f.diverged["none"][0]
         return Verdict("info", f"{divergence_sentence(d, f'Raw inputs without batch norm (seed {seed})')} Batch norm "
-                               "on the same raw inputs trained without diverging.")
+                               f"on the same raw inputs trained {_same_rate(f, 'its')} without diverging.",
+                       _rate_advice(f, ""))
     val = capital(difference_sentence(f.bn_val, LABELS, "ended with", f"a higher validation {metric}",
                                       f"validation {metric}"))
     pace = _pace_sentence(f.bn_pace, f)

@@ -34,6 +34,8 @@ DIVERGENCE_HORIZON = 100_000  # closed-form losses checked by the divergence rul
 MATTERS = 2.0  # a speed-up below this many times is reported, but is no reason to warn
 PANELS = ("raw", "standardized")  # stable keys of the two sides
 LABELS = {"raw": "raw inputs", "standardized": "standardized inputs"}
+RESOLVED = 1e-12  # s_min / s_max below this is not resolved by float64's SVD: the ratio is reported as "over 1e12"
+FLOAT64_CONDITION = 1 / float(np.finfo(np.float64).eps)  # ~4.5e15: lambda_min below the rounding of lambda_max
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,44 @@ def steps_to_excess(H: np.ndarray, theta_star: np.ndarray, theta0: np.ndarray, l
     return hi
 
 
+def spread_ratio(M: np.ndarray) -> float:
+    """s_max / s_min of M's singular values (inf when s_min is below RESOLVED x s_max).
+
+    The SVD of M itself, not the eigenvalues of M^T M: each singular value is accurate to about
+    float64's eps x s_max, so the ratio is exact to many digits up to 1 / RESOLVED, while M^T M's
+    smallest eigenvalue is lost once the squared ratio passes 1 / eps (~4.5e15), as it does for a
+    column in the hundreds of thousands next to one in thousandths.
+
+    >>> spread_ratio(np.diag([1e6, 1e-3]))
+    1000000000.0
+    """
+    sv = np.linalg.svd(np.asarray(M, dtype=np.float64), compute_uv=False)
+    return float(sv[0] / sv[-1]) if sv[-1] > RESOLVED * sv[0] else math.inf
+
+
+def condition_text(condition: float) -> str:
+    """The page's words for a condition number: the number, marked when it is past what float64
+    gradient descent can resolve (lambda_min below float64's rounding of lambda_max).
+
+    >>> condition_text(1.04), condition_text(7.9e16), condition_text(math.inf)
+    ('1.04', '7.9e+16 (beyond float64 precision)', 'over 1e+24 (beyond float64 precision)')
+    """
+    if not math.isfinite(condition):
+        return f"over {1 / RESOLVED**2:.0e} (beyond float64 precision)"
+    if condition > FLOAT64_CONDITION:
+        return f"{num(condition)} (beyond float64 precision)"
+    return num(condition)
+
+
+def aspect_text(aspect: float) -> str:
+    """The page's words for the valley's length over its width (inf: past what the SVD resolves).
+
+    >>> aspect_text(2.5), aspect_text(math.inf)
+    ('2.5', 'over 1e+12')
+    """
+    return num(aspect) if math.isfinite(aspect) else f"over {1 / RESOLVED:.0e}"
+
+
 def pick_columns(data: Dataset) -> tuple[str, str]:
     """The two non-constant features whose standard deviations differ most (largest, smallest).
 
@@ -239,7 +279,7 @@ def _panel(key: str, Z: np.ndarray, y: np.ndarray, config: Config, target_loss: 
     A = design(Z)
     H = quadratic_hessian(A)
     lam = np.linalg.eigvalsh(H)
-    condition = float(lam[-1] / lam[0]) if lam[0] > lam[-1] * 1e-15 else math.inf
+    condition = spread_ratio(A) ** 2  # cond(2 A^T A / n) = (s_max / s_min)^2 of A
     theta_star = np.linalg.lstsq(A, y, rcond=None)[0]
     best = float(quadratic_loss(A, y, theta_star))
     stable_lr = 2.0 / float(lam[-1])
@@ -276,8 +316,7 @@ def _panel(key: str, Z: np.ndarray, y: np.ndarray, config: Config, target_loss: 
     # The loss over (w1, w2) with b at its best for each pair: L* + (w - w*)^T S (w - w*), where
     # S is the covariance of the two columns (profiling b out centres the problem).
     S = np.cov(Z.T, bias=True)
-    s_eig = np.linalg.eigvalsh(S)
-    aspect = float(np.sqrt(s_eig[-1] / s_eig[0])) if s_eig[0] > s_eig[-1] * 1e-15 else math.inf
+    aspect = spread_ratio(Z - Z.mean(axis=0))  # sqrt of S's condition number, from the centred columns
     w_star = theta_star[:2]
     # Equal spans on both axes (the geometry gradient descent sees), centred on the optimum so a
     # valley narrower than a cell still falls on a cell centre; wide enough to hold the start.
@@ -348,8 +387,12 @@ def find(raw: Panel, std: Panel, config: Config) -> Findings:
 def make_verdict(f: Findings, target_loss: float) -> Verdict:
     """The verdict, worded from the findings only."""
     c = f.condition
-    cond = (f"The condition number (λmax / λmin of the exact Hessian) is {num(c.value('raw'))} for raw "
-            f"inputs and {num(c.value('standardized'))} for standardized ones.")
+    cond = (f"The condition number (λmax / λmin of the exact Hessian) is {condition_text(c.value('raw'))} for raw "
+            f"inputs and {condition_text(c.value('standardized'))} for standardized ones.")
+    if max(c.a_value, c.b_value) > FLOAT64_CONDITION:
+        cond += (f" Past about {FLOAT64_CONDITION:.1e} (1 / float64's eps) λmin is below float64's rounding error "
+                 "of λmax: the flattest direction is beyond float64 precision, and gradient descent at a stable "
+                 "rate barely moves along it.")
     if f.divergences:
         said = " ".join(divergence_sentence(d, f"Gradient descent on {LABELS[k]}") for k, d in f.divergences.items())
         return Verdict("problem", f"At {f.lr_fraction:g} x 2/λmax: {said} {cond} No rate above 2/λmax "

@@ -116,6 +116,19 @@ def bands(frame: pd.DataFrame, keys: list[str], x: str, value: str) -> pd.DataFr
     return out
 
 
+def geometric_mean(values) -> float:
+    """Geometric mean of the finite positive values (NaN when there are none): the page's one
+    summary over seeds for curvatures and rates, so 2 / (mean lambda_max) is the mean 2 / lambda_max
+    and columns side by side agree.
+
+    >>> round(geometric_mean([1.0, 100.0, float("nan")]), 9), round(geometric_mean([2.0, 8.0]), 9)
+    (10.0, 4.0)
+    """
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.mean(np.log(v)))) if len(v) else float("nan")
+
+
 def finite_or_none(x) -> float | None:
     """x as a float, or None when missing or not finite."""
     if x is None or pd.isna(x):
