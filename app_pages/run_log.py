@@ -186,8 +186,10 @@ def single_run(result, label: str, log) -> None:
     m[5].metric("Clip at", "—" if result.clip is None else f"{result.clip:.3g}",
                 help=f"The {CLIP_QUANTILE:.0%} quantile of the logged gradient norm, suggested when spikes, a heavy "
                      "tail or a divergence call for clipping.")
+    smoothing = ("no smoothing" if result.smooth_points <= 1
+                 else f"smoothing over {result.smooth_points:,} logged points")
     st.text(f"{label} · {log.format_label} · stall window {result.window:,} steps ({result.window_points:,} logged "
-            f"points), smoothing over {result.smooth_points:,} points")
+            f"points), {smoothing}")
     with st.expander("What was read"):
         for note in log.notes + result.notes:
             st.text(note)
@@ -198,8 +200,8 @@ def single_run(result, label: str, log) -> None:
                memo=key, dataset=label, seed=None)
     st.caption("Light blue: the logged loss (thinned to at most a few thousand points by keeping each bucket's "
                "lowest and highest value, so no spike disappears). Dark blue: the smoothed loss the stall detector "
-               "reads. Shaded: stalls (red: gradient ~0, orange: gradient not small, grey: no gradient logged). "
-               "Red triangles: spikes. Red line: divergence.")
+               "reads. Shaded: stalls (red: gradient ~0, yellow: gradient not small, purple: unclear, grey: no "
+               "gradient logged). Red triangles: spikes. Red line: divergence.")
     if len(result.stalls):
         st.markdown("**Stalls**")
         st.dataframe(result.stalls.dropna(axis=1, how="all"), hide_index=True, column_config={

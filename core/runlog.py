@@ -71,6 +71,9 @@ _CANDIDATES = {
 _LR_PATTERN = re.compile(r"^(train_)?(lr|learning_rate)_[a-z]+[a-z0-9_]*$")
 _STEP_NAMES = ["step", "global_step", "train_global_step", "trainer_global_step", "_step", "iteration",
                "iter", "steps", "train_step"]
+# Columns a trainer writes on every row of a step (train and eval rows alike): not metrics, so
+# sharing them is no sign of a step logged twice.
+_BOOKKEEPING = {"epoch", "runtime", "timestamp", "wall_time", "global_step", "trainer_global_step"}
 _TB_EXPORT = re.compile(r"^run[-_](?P<run>.*)[-_]tag[-_](?P<tag>.+)\.csv$", re.IGNORECASE)
 _WANDB_PANEL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$")
 _HELD_OUT = re.compile(r"(^|_)(eval|val|valid|validation|test)(_|$)")
@@ -427,8 +430,7 @@ def _read_csv(raw: bytes, text: str, encoding: str, name: str) -> list[RawLog]:
     fmt = "csv"
     if "_step" in cols or "_runtime" in cols or "_timestamp" in cols:
         fmt = "wandb_csv"
-    elif "epoch" in cols and "step" in cols and any(re.search(r"_(step|epoch)$", c) for c in cols
-                                                   if c not in ("epoch", "step")):
+    elif _is_lightning(frame, cols):
         fmt = "lightning_csv"
     step = _find_step(cols, fmt)
     if step is None:
@@ -436,6 +438,20 @@ def _read_csv(raw: bytes, text: str, encoding: str, name: str) -> list[RawLog]:
         step = "step"
         notes.append("No step column: the row number is used as the step.")
     return [_raw(name, fmt, frame, step, name, notes)]
+
+
+def _is_lightning(frame: pd.DataFrame, cols: Sequence[str]) -> bool:
+    """Lightning CSVLogger's metrics.csv: 'epoch' and 'step' columns plus metric columns, either
+    named *_step / *_epoch or left blank on the rows where they were not logged (train rows
+    lack val_loss, validation rows lack train_loss)."""
+    if "epoch" not in cols or "step" not in cols:
+        return False
+    metrics = [c for c in cols if c not in ("epoch", "step")]
+    if any(re.search(r"_(step|epoch)$", c) for c in metrics):
+        return True
+    blank = frame[metrics].isna().to_numpy()
+    # two metrics logged on different rows: some row has one and lacks the other
+    return len(metrics) >= 2 and bool((blank.any(axis=1) & ~blank.all(axis=1)).any())
 
 
 def _find_step(cols: Sequence[str], fmt: str) -> str | None:
@@ -528,10 +544,13 @@ def _numeric_frame(frame: pd.DataFrame, step: str, name: str, notes: list[str],
         flags = flags.iloc[order].reset_index(drop=True) if flags is not None else None
     if not out["step"].is_unique:
         # Train and eval rows of one step (Lightning, Hugging Face) merge; a value logged twice at
-        # one step (a resumed run re-logging it) keeps the last one.
-        counts = out.groupby("step").count()
-        twice = int((counts > 1).any(axis=1).sum())
+        # one step (a resumed run re-logging it) keeps the last one. Only a metric logged in more
+        # than one row of a step counts as logged twice: the epoch rides along on every row.
         key = out["step"]
+        metrics = [c for c in out.columns if c != "step" and _norm(c) not in _BOOKKEEPING]
+        there = pd.DataFrame({c: flags[c].to_numpy() if flags is not None and c in flags else np.ones(len(out), bool)
+                              for c in metrics}, index=out.index)
+        twice = int((there.groupby(key.to_numpy()).sum() > 1).any(axis=1).sum()) if metrics else 0
         out = out.groupby("step", sort=True).last().reset_index()
         if flags is not None:
             flags = flags.groupby(key.to_numpy(), sort=True).max().reset_index(drop=True)

@@ -47,6 +47,13 @@ NO_FIT = 0.1  # above this no family describes the rate
 ORDER = ("constant", "exponential", "linear_decay", "step", "cosine", "polynomial", "inverse_sqrt", "noam",
          "warmup_linear", "warmup_cosine", "cyclic", "cosine_restarts", "one_cycle")
 _JUMP = 1e-3  # a relative change between logged points larger than this is a jump
+SNAP_TOLERANCE = 0.02  # rounding a parameter may raise the rms error by this share of the fit's own ...
+SNAP_FLOOR = EXACT  # ... or by this much (an exact fit stays exact)
+CODE_DIGITS = 4  # significant digits of the numbers in generated code
+ZERO_START = 1e-6  # a warm-up start factor this small (the fit's floor; torch needs > 0) starts at 0
+# Families whose run length T shapes the curve (the others only need T past the last step).
+_T_SHAPED = {"cosine", "linear_decay", "polynomial", "warmup_linear", "warmup_cosine", "one_cycle"}
+_LINEAR = ("base", "min_lr")  # solved by projection, not searched
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,10 @@ class FittedSchedule:
         return describe(self.name, self.base_lr, self.total_steps, self.params)
 
     def torch_code(self) -> str:
-        """PyTorch code that builds this schedule (core.schedules.torch_code)."""
-        return schedules.torch_code(self.name, self.total_steps, self.base_lr, **self.params)
+        """PyTorch code that builds this schedule (core.schedules.torch_code), its numbers printed
+        with at most CODE_DIGITS significant digits (5e-05, not 4.989445465773396e-05)."""
+        params = {k: v if isinstance(v, (int, np.integer)) else _short(float(v)) for k, v in self.params.items()}
+        return schedules.torch_code(self.name, self.total_steps, _short(self.base_lr), **params)
 
 
 def curve(name: str, steps: np.ndarray, total_steps: int, base_lr: float, params: dict) -> np.ndarray:
@@ -138,13 +147,43 @@ def fit_schedule(steps, lr) -> FittedSchedule | None:
     best = min(r[1] for r in results)
     ranking = tuple(sorted(((n, float(e)) for n, e, _, _ in results), key=lambda x: x[1]))
     name, err, T, params = next(r for r in results if r[1] <= best + TIE_TOLERANCE)  # ORDER: simplest first
+    T, params = fitter.snap(name, T, params, err, peak)
     base = params.pop("base") * peak
     params = {k: (v * peak if k == "min_lr" else v) for k, v in params.items()}
-    if 0 < params.get("min_lr", 0.0) < 1e-4 * base:  # 3e-14 is a rounding error of 0
-        params["min_lr"] = 0.0
     rel = _relative(curve(name, t, T, base, params), y, peak)
-    return FittedSchedule(name, float(base), int(T), params, float(np.sqrt(np.mean(rel ** 2))),
-                          float(np.max(np.abs(rel))), len(t), ranking)
+    rms = float(np.sqrt(np.mean(rel ** 2)))
+    ranking = tuple(sorted(((n, rms if n == name else e) for n, e in ranking), key=lambda x: x[1]))
+    return FittedSchedule(name, float(base), int(T), params, rms, float(np.max(np.abs(rel))), len(t), ranking)
+
+
+def _round_sig(v: float, digits: int) -> float:
+    """`v` rounded to `digits` significant digits (0 stays 0)."""
+    return float(f"{v:.{digits}g}") if v else 0.0
+
+
+def _short(v: float) -> float:
+    """`v` with at most CODE_DIGITS significant digits; a factor just under 1 (a decay gamma of
+    0.99977) keeps CODE_DIGITS digits of its distance from 1, which is what sets the curve."""
+    if 0.5 < v < 1:
+        return 1.0 - _round_sig(1.0 - v, CODE_DIGITS)
+    return _round_sig(v, CODE_DIGITS)
+
+
+def _round_floats(v: float, zero: bool = False) -> list[float]:
+    """Rounder versions of `v`, roundest first: 0 (when `zero`), then 1, 2, ... significant digits
+    (of 1 - v too, for a factor just under 1)."""
+    out = [0.0] if zero else []
+    for d in range(1, 7):
+        out.append(_round_sig(v, d))
+        if 0.5 < v < 1:
+            out.append(1.0 - _round_sig(1.0 - v, d))
+    return list(dict.fromkeys(x for x in out if x != v)) + [v]
+
+
+def _round_ints(v: int, low: int) -> list[int]:
+    """Rounder whole numbers near `v` (at least `low`), roundest first: 2,001 -> 2,000 then 2,001."""
+    out = [int(round(v / 10 ** k) * 10 ** k) for k in range(len(str(abs(int(v)))) - 1, 0, -1)]
+    return [x for x in dict.fromkeys(out + [int(v)]) if x >= low]
 
 
 def _relative(model: np.ndarray, y: np.ndarray, peak: float) -> np.ndarray:
@@ -204,6 +243,65 @@ class _Fitter:
         else:
             names += ["exponential", "linear_decay", "step", "cosine", "polynomial"]
         return [n for n in ORDER if n in names]
+
+    # ------------------------------------------------------------------ rounding
+    def snap(self, name: str, T: int, params: dict, err: float, peak: float) -> tuple[int, dict]:
+        """The fitted parameters rounded to round values (whole steps on round numbers, rates and
+        factors with few significant digits, 0 for a start or floor within rounding of 0) wherever
+        that keeps the rms error within SNAP_TOLERANCE of the fit's own: a search stops at 2,001
+        or 4.989e-5 when 2,000 and 5e-5 fit as well (or exactly, once T may equal the last step).
+
+        Order: whole-number shape parameters (T first), then real shape parameters, each time with
+        base and min_lr solved again; then base and min_lr themselves (in the log's units). Returns
+        (T, params) in the fitter's units (rates divided by `peak`)."""
+        limit = max(err * (1 + SNAP_TOLERANCE), err + SNAP_FLOOR)
+        with_min = "min_lr" in params
+        shape = {k: v for k, v in params.items() if k not in _LINEAR}
+
+        def solve(T, shape):
+            try:
+                return self._project(name, T, shape, with_min)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                return np.inf, {}
+
+        best = dict(params)
+        whole = (["T"] if name in _T_SHAPED else []) + [k for k in shape if k in schedules._INT_PARAMS  # noqa: SLF001
+                                                       and k != "d_model"]
+        for key in whole:
+            value = T if key == "T" else shape[key]
+            low = max(2, int(self.t[-1])) if key == "T" else 1
+            for cand in _round_ints(int(value), low):
+                T2, shape2 = (cand, shape) if key == "T" else (T, {**shape, key: cand})
+                e, p = solve(T2, shape2)
+                if e <= limit:
+                    T, shape, best = T2, shape2, p
+                    break
+        for key in [k for k in shape if k not in schedules._INT_PARAMS]:  # noqa: SLF001
+            if key == "warmup_start_factor":
+                cands = [ZERO_START] + _round_floats(shape[key])
+            else:
+                cands = _round_floats(shape[key])
+            for cand in cands:
+                e, p = solve(T, {**shape, key: cand})
+                if e <= limit:
+                    shape, best = {**shape, key: cand}, p
+                    break
+        for key in [k for k in _LINEAR if k in best]:
+            for cand in _round_floats(best[key] * peak, zero=key == "min_lr"):
+                trial = {**best, key: cand / peak}
+                if self._error(name, T, trial) <= limit:
+                    best = trial
+                    break
+        return T, best
+
+    def _error(self, name: str, T: int, params: dict) -> float:
+        """rms relative error of the family with these parameters (base, min_lr in peak units)."""
+        p = {k: v for k, v in params.items() if k != "base"}
+        try:
+            model = curve(name, self.t, T, params["base"], p)
+        except ValueError:
+            return np.inf
+        return float(np.sqrt(np.mean(((model - self.y) * self.w) ** 2)))
 
     # ------------------------------------------------------------------ tools
     def _project(self, name: str, T: int, shape: dict, with_min: bool) -> tuple[float, dict]:
@@ -492,7 +590,7 @@ def describe(name: str, base: float, T: int, p: dict) -> str:
     if name == "polynomial":
         return f"polynomial decay (power {num(p['power'])}) from {lr} to 0 at step {T:,}"
     if name == "warmup_cosine":
-        start = base * p["warmup_start_factor"]
+        start = 0.0 if p["warmup_start_factor"] <= ZERO_START else base * p["warmup_start_factor"]
         return (f"linear warmup over {steps_word(p['warmup_steps'])} from {num(start)} to {lr}, then cosine to "
                 f"{num(p.get('min_lr', 0.0))} at step {T:,}")
     if name == "warmup_linear":

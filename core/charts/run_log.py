@@ -14,8 +14,13 @@ PANEL_HEIGHT = 170
 # Streamlit fits a single view's title, axes and legend into `height` ("fit"), which squashes the
 # plot; fitting only the width keeps the plot area at `height` (as core/charts/scaling.py does).
 FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
-KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "plateau"], range=[PALETTE[3], PALETTE[1], "#999999"])
-LOSS_SERIES_COLORS = {"loss": "#9DB9D3", "smoothed loss": PALETTE[0], "eval_loss": PALETTE[3]}
+# Stall shading: hues far apart so the pale bands stay distinguishable (red vs yellow, not two
+# oranges), named so in the page's caption; spikes and the divergence line are the same red.
+RED = "#D62728"
+KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "unclear", "plateau"],
+                        range=[RED, "#F0C000", "#8E44AD", "#999999"])
+BAND_OPACITY = 0.22
+LOSS_SERIES_COLORS = {"loss": "#9DB9D3", "smoothed loss": PALETTE[0], "eval_loss": PALETTE[1]}  # red is for alarms
 SERIES_TITLES = {"loss": "logged loss", "smoothed loss": "smoothed loss", "eval_loss": "evaluation loss",
                  "grad_norm": "gradient norm", "lr": "learning rate"}
 
@@ -43,7 +48,7 @@ def _bands(result) -> alt.Chart | None:
     if not len(result.stalls):
         return None
     data = result.stalls[["stall", "start", "end", "kind", "grad_median"]]
-    return alt.Chart(data).mark_rect(opacity=0.15).encode(
+    return alt.Chart(data).mark_rect(opacity=BAND_OPACITY).encode(
         x=alt.X(field="start", type="quantitative", title="step", axis=_AXIS), x2=alt.X2(field="end"),
         color=alt.Color(field="kind", type="nominal", title="stall", scale=KIND_COLORS),
         tooltip=[alt.Tooltip(field="stall", type="nominal"), alt.Tooltip(field="kind", type="nominal"),
@@ -56,7 +61,7 @@ def _divergence_rule(result) -> alt.Chart | None:
     if result.divergence is None:
         return None
     data = pd.DataFrame({"step": [result.divergence.step], "what": ["diverged here"]})
-    return alt.Chart(data).mark_rule(color=PALETTE[3], strokeWidth=2).encode(
+    return alt.Chart(data).mark_rule(color=RED, strokeWidth=2).encode(
         x=alt.X(field="step", type="quantitative", title="step", axis=_AXIS),
         tooltip=[alt.Tooltip(field="what", type="nominal"), alt.Tooltip(field="step", type="quantitative", format=",")])
 
@@ -82,7 +87,7 @@ def loss_panel(result, log_y: bool = False) -> alt.LayerChart | alt.Chart:
     spikes = None
     if len(result.spikes):
         sp = _positive(result.spikes.rename(columns={"loss": "value"})[["step", "value", "ratio", "lr"]], log_y)
-        spikes = alt.Chart(sp).mark_point(color=PALETTE[3], size=70, filled=True, shape="triangle-up").encode(
+        spikes = alt.Chart(sp).mark_point(color=RED, size=70, filled=True, shape="triangle-up").encode(
             x=_x(), y=_y("loss", log_y),
             tooltip=[alt.Tooltip(field="step", type="quantitative", format=","),
                      alt.Tooltip(field="value", type="quantitative", title="loss", format=".4g"),
@@ -120,8 +125,11 @@ def lr_panel(result) -> alt.LayerChart | alt.Chart | None:
     data = pd.concat([logged.assign(series="logged"), fitted], ignore_index=True)
     return alt.Chart(data).mark_line(clip=True).encode(
         x=_x(), y=alt.Y(field="value", type="quantitative", title="learning rate", axis=alt.Axis(format="~g")),
+        # Below the panel, where the family's full name has room (a right-hand legend clipped
+        # "fitted: Warmup + linear d..." at 1400 x 900).
         color=alt.Color(field="series", type="nominal", title="learning rate",
-                        scale=alt.Scale(domain=["logged", name], range=[PALETTE[4], "black"])),
+                        scale=alt.Scale(domain=["logged", name], range=[PALETTE[4], "black"]),
+                        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=400)),
         strokeDash=alt.StrokeDash(field="series", type="nominal", legend=None,
                                   scale=alt.Scale(domain=["logged", name], range=[[1, 0], [5, 4]])),
         strokeWidth=alt.StrokeWidth(field="series", type="nominal", legend=None,
