@@ -4,7 +4,7 @@ import streamlit as st
 from core.charts.batch_size import curves_chart, interpolation_chart, quality_chart, sharpness_chart, time_chart
 from core.diagnoses.batch_size import (
     MAX_SEEDS, MAX_TRAIN_ROWS, MAX_UPDATES, MIN_SEEDS, TIMING_MIN_RATIO, Config, device_story, epochs_text,
-    parse_batch_sizes, run, runs_table, sweep_table, table_cell,
+    dash_missing, parse_batch_sizes, run, runs_table, sweep_table, table_cell,
 )
 from core.train import OPTIMIZERS
 from ui.data_checks import show_data_checks
@@ -163,9 +163,9 @@ if len(result.noise):
 
 with st.expander("Every batch size and every run"):
     st.dataframe(sweep_table(result), hide_index=True)
-    # The data keep their types (integer steps, <NA> where a run did not diverge); the cells show
-    # "–" for a missing value and epochs with one decimal when fractional.
-    st.dataframe(runs_table(result).style.format(table_cell).format(epochs_text, subset=["epochs"]),
+    # A missing value (no divergence step, no sharpness for a run that did not train) shows "–",
+    # epochs one decimal when fractional; columns without a missing value keep their types.
+    st.dataframe(dash_missing(runs_table(result)).style.format(table_cell).format(epochs_text, subset=["epochs"]),
                  hide_index=True)
 
 st.caption(escape_markdown(  # the setup names an uploaded file: shown literally

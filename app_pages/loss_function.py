@@ -88,6 +88,7 @@ def show_training(result) -> None:
     for col, (key, row) in zip(cols, rows.iterrows()):
         value, delta, good = card(row, config.steps, result.goal)
         col.metric(RUN_LABELS[key], value, delta, delta_color="normal" if good else "inverse",
+                   delta_arrow="auto" if good else "off",  # an up arrow on "diverged" read as progress
                    help=f"Mean final training accuracy over the seeds that did not diverge, of {int(row['seeds'])}; "
                         f"steps to the goal, {goal}, are the mean over seeds.")
     # The two things to look at first (seeds reaching the goal, start gradient norm) come first, so

@@ -1530,6 +1530,21 @@ def table_cell(x) -> str:
     return str(x)
 
 
+def dash_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for display where every column with a missing value shows '–' there (Streamlit
+    draws a grey "None" for a missing cell whatever the formatting); other columns keep their
+    types.
+
+    >>> dash_missing(pd.DataFrame({"step": pd.array([3, None], dtype="Int64"), "n": [1, 2]}))["step"].tolist()
+    ['3', '–']
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].isna().any():
+            out[col] = out[col].map(table_cell).astype(object)
+    return out
+
+
 def runs_table(result: Result) -> pd.DataFrame:
     """Every run (batch size x seed), for display, with its status and measures. Integer columns
     stay integer ("diverged at step" is nullable: <NA> when the run did not diverge); epochs are
