@@ -53,7 +53,7 @@ def surface_map(panel, x1: str, x2: str, size: int = 330) -> alt.LayerChart:
     cells = (
         alt.Chart(grid.assign(w1_lo=grid["w1"] - half1, w1_hi=grid["w1"] + half1,
                               w2_lo=grid["w2"] - half2, w2_hi=grid["w2"] + half2),
-                  title=_title(f"{panel.label.capitalize()}: condition number {condition_text(panel.condition)}"))
+                  title=_title(panel.label.capitalize(), f"condition number {condition_text(panel.condition)}"))
         .mark_rect()
         .encode(
             x=alt.X("w1_lo:Q", title=expr_safe(x_title), axis=alt.Axis(title=x_title), scale=x_scale),

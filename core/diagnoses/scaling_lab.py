@@ -360,11 +360,10 @@ def _rate_advice(f: Findings, otherwise: str) -> str:
 
 def scaling_verdict(f: Findings) -> Verdict:
     """Standardized against raw inputs, worded from the findings only."""
-    spread = f"{f.scale_spread:,.0f}" if f.scale_spread >= 10 else f"{f.scale_spread:.2g}"
     mean = f" (geometric mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
     lam = (f"At the start λmax{mean} is {num(f.lambda_start['none'])} raw and {num(f.lambda_start['standard'])} "
            f"standardized; plain gradient descent is stable below 2 / λmax. The input columns' standard "
-           f"deviations differ by a factor of up to {spread}.")
+           f"deviations differ by up to {factor(f.scale_spread)}.")
     bad = [k for k in ("none", "standard") if k in f.diverged]
     if bad:
         said = " ".join(divergence_sentence(f.diverged[k][0][1], f"{capital(LABELS[k])} (seed {f.diverged[k][0][0]})")
