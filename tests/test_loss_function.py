@@ -426,3 +426,9 @@ def test_page_diverged_card():
     assert not at.exception
     raw = {m.label: m for m in at.metric}[RUN_LABELS[RAW]]
     assert raw.value == "diverged" and raw.delta.startswith("at step")
+    # The table's gaps (no accuracy for a loss whose seeds all diverged) read "–", never a grey "None".
+    shown = at.dataframe[0].value
+    raw_row = shown[shown["label"] == RUN_LABELS[RAW]].iloc[0]
+    assert raw_row["final_accuracy"] == "–" and raw_row["first_divergence"] != "–"
+    visible = shown[list(at.dataframe[0].proto.column_order)]
+    assert not visible.isna().any().any(), visible.isna().sum()

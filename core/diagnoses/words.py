@@ -13,7 +13,10 @@ a `Comparison` (never from the order the caller happened to pass the runs in).
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
 
 from core.findings import Comparison
 from core.rules import BLOWUP_FACTOR, Divergence
@@ -139,3 +142,18 @@ def difference_sentence(c: Comparison, labels: Mapping[str, str], did: str, bett
     gap = abs(c.value(w) - c.value(l))
     return (f"{labels[w]} {did} {better_word}: {fmt(c.value(w))} vs {fmt(c.value(l))} for {labels[l]} "
             f"({fmt(gap)} apart){spread}.")
+
+
+def cells(values, fmt: Callable[[float], str] = num, missing: str = "–") -> list[str]:
+    """Table cells for display: ``fmt(x)`` for each value and ``missing`` for a missing one
+    (Streamlit draws a grey "None" for a missing cell whatever the column's number format, so a
+    column with gaps is shown as text).
+
+    >>> cells([0.25, None, float("nan")], pct)
+    ['25%', '–', '–']
+    """
+    out = []
+    for x in values:
+        gone = x is None or x is pd.NA or (isinstance(x, (float, np.floating)) and not math.isfinite(x))
+        out.append(missing if gone else fmt(x))
+    return out
