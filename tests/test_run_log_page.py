@@ -123,3 +123,50 @@ def test_settings_and_example_are_bound_to_the_url():
     text = _texts(at)
     assert "stall window 300 steps" in text
     assert "Stalled at steps 0–" in text and "with the gradient ~0" in text
+
+
+# --------------------------------------------------------------------------- review finding 5 (wording, colours, legend)
+def test_a_short_log_says_no_smoothing_rather_than_over_1_points():
+    body = "step,loss\n" + "\n".join(f"{s},{1 / (1 + s):.6g}" for s in range(40))
+    at = _upload(_page(), ("short.csv", body.encode(), "text/csv"))
+    assert not at.exception and not at.error
+    text = _texts(at)
+    assert "no smoothing" in text and "over 1 points" not in text
+
+
+def _rgb(hex_colour: str) -> tuple[float, float, float]:
+    return tuple(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+
+
+def _hue_gap(a: str, b: str) -> float:
+    import colorsys
+
+    ha, hb = (colorsys.rgb_to_hsv(*_rgb(c))[0] * 360 for c in (a, b))
+    return min(abs(ha - hb), 360 - abs(ha - hb))
+
+
+def test_chart_colours_match_the_caption_and_the_learning_rate_legend_is_not_clipped():
+    """Review finding 5: orange spike markers under a caption saying 'Red triangles'; a peach
+    'critical point' band next to an orange 'oscillation' one; 'fitted: Warmup + linear d...'."""
+    from core.charts.run_log import training_chart
+    from core.diagnoses.run_log import run
+
+    from tests.test_runlog import _gn40_entries, _hf_state
+
+    res = run(load_log(_hf_state(_gn40_entries()), "trainer_state.json"))  # a spike, a stall, a fitted schedule
+    assert len(res.spikes) and len(res.stalls) and res.schedule is not None
+    spec = training_chart(res, True).to_dict()
+    layers = spec["vconcat"][0]["layer"]
+    triangles = next(layer for layer in layers if layer["mark"].get("shape") == "triangle-up")
+    r, g, b = _rgb(triangles["mark"]["color"])
+    assert r > 0.7 and g < 0.25 * r and b < 0.25 * r  # red, as the page's caption says
+    source = open(PAGE, encoding="utf-8").read()
+    assert "Red triangles: spikes" in source
+    bands = next(layer for layer in layers if layer["mark"]["type"] == "rect")["encoding"]["color"]["scale"]
+    colours = dict(zip(bands["domain"], bands["range"]))
+    assert _hue_gap(colours["critical point"], colours["oscillation"]) > 30  # not two oranges
+    assert "red: gradient ~0, yellow: gradient not small" in source  # the caption names them
+    lr = spec["vconcat"][2]["encoding"]["color"]
+    label = lr["scale"]["domain"][1]
+    assert label == "fitted: " + res.schedule.label
+    assert lr["legend"]["labelLimit"] >= 7 * len(label)  # ~7 px a character at Vega's 10 px labels

@@ -493,3 +493,110 @@ def test_doctests_of_the_training_log_modules():
 
     for module in (core.runlog, core.probe, core.schedule_fit, core.diagnoses.run_log):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+# --------------------------------------------------------------------------- review findings (rules, duplicates, Lightning)
+def _hf_state(entries) -> bytes:
+    return json.dumps({"global_step": int(entries[-1]["step"]), "logging_steps": 10, "log_history": entries}).encode()
+
+
+def _gn40_entries(evals: bool = True) -> list[dict]:
+    """The reviewer's trainer_state_gn40.json: linear warmup to 5e-5 over 200 steps, linear decay to
+    0 at step 2,000, a loss plateau at steps 900-1,300, |g| = 1.5 exp(-s/800) + 0.3 (0.3-1.9) and
+    one record with loss 6 and |g| 40 at step 600; evaluation every 250 steps."""
+    rng = np.random.default_rng(0)
+    out = []
+    for s in range(10, 2001, 10):
+        lr = 5e-5 * s / 200 if s <= 200 else 5e-5 * (2000 - s) / 1800
+        flat = 2.5 * math.exp(-3) + 0.6
+        base = 2.5 * math.exp(-s / 300) + 0.6 if s < 900 else (
+            flat if s <= 1300 else flat - 0.15 * (1 - math.exp(-(s - 1300) / 200)))
+        loss, gn = base + rng.normal(0, 0.02), 1.5 * math.exp(-s / 800) + 0.3 + rng.normal(0, 0.05)
+        if s == 600:
+            loss, gn = 6.0, 40.0
+        out.append({"epoch": s / 500, "grad_norm": round(gn, 4), "learning_rate": lr, "loss": round(loss, 4), "step": s})
+        if evals and s % 250 == 0:
+            out.append({"epoch": s / 500, "eval_loss": round(base + 0.05, 4), "eval_runtime": 3.2, "step": s})
+    return out
+
+
+def test_one_gradient_spike_does_not_make_a_stall_a_critical_point():
+    """Review finding 1: one |g| of 40 set the level to 20.5 and the 890-1,300 stall (median |g|
+    0.705) read as a critical point at 3.43% of the level."""
+    log = load_log(_hf_state(_gn40_entries()), "trainer_state_gn40.json")
+    res = run(log)
+    g = log.steps["grad_norm"].to_numpy()
+    normal = g[np.isfinite(g) & (g < 5)]
+    assert res.grad_level <= normal.max()  # set by the run's normal gradients, not by the spike
+    stall = res.stalls.iloc[0]
+    assert 850 <= stall["start"] <= 950 and stall["end"] >= 1250
+    assert stall["grad_median"] == pytest.approx(np.median(g[(log.steps["step"] >= stall["start"])
+                                                            & (log.steps["step"] <= stall["end"]) & np.isfinite(g)]))
+    assert stall["kind"] == OSCILLATION and stall["grad_ratio"] > 0.2
+    assert "critical point" not in res.verdict.text
+
+
+def _cos_div_entries() -> list[dict]:
+    """The reviewer's trainer_state_cos_div.json: warmup (from 0) over 100 steps to 3e-4, cosine to 0
+    at step 3,000, logged every 5 steps; the loss falls slowly to ~0.8 and blows up after step 2,000
+    (doubling every 40 steps), the gradient norm ~1 all run and growing with the loss there."""
+    rng = np.random.default_rng(1)
+    out = []
+    for s in range(5, 2401, 5):
+        lr = 3e-4 * s / 100 if s < 100 else 3e-4 * 0.5 * (1 + math.cos(math.pi * (s - 100) / 2900))
+        grow = 2.0 ** (max(0, s - 2000) / 40)
+        loss = (0.75 + 3.05 * math.exp(-s / 450)) * (1 + rng.normal(0, 0.02)) * grow
+        gn = (1.0 + rng.normal(0, 0.05)) * grow
+        out.append({"epoch": s / 1000, "grad_norm": gn, "learning_rate": lr, "loss": loss, "step": s})
+    return out
+
+
+def test_a_blow_up_is_not_a_stall_and_the_divergence_verdict_agrees_with_the_stall_table():
+    """Review finding 2: 'Before that, the loss stalled at steps 1,475-2,230' over a rise from
+    0.865 to 33.6 (relative fall -37.8), labelled a critical point against a level of ~40."""
+    log = load_log(_hf_state(_cos_div_entries()), "trainer_state_cos_div.json")
+    res = run(log)
+    assert res.divergence is not None and res.divergence.step > 2000
+    steps, loss = log.steps["step"].to_numpy(), log.steps["loss"].to_numpy()
+    lowest = loss[steps < res.divergence.step].min()
+    for _, s in res.stalls.iterrows():
+        inside = loss[(steps >= s["start"]) & (steps <= s["end"])]
+        assert inside.max() < 2 * lowest, (s["start"], s["end"])  # no stall reaches into the blow-up
+        assert s["kind"] != CRITICAL  # |g| ~1 all run: never ~0
+    assert res.grad_level <= log.steps["grad_norm"].to_numpy()[steps < 2000].max()
+    text = res.verdict.text
+    if len(res.stalls):
+        listed = ", ".join(f"steps {a:,}–{b:,}" for a, b in zip(res.stalls["start"], res.stalls["end"]))
+        assert f"Before that, the loss stalled at {listed}." in text
+    else:
+        assert "stalled" not in text
+
+
+def test_train_and_eval_rows_of_one_step_are_not_logged_twice():
+    """Review finding 3: every trainer_state.json with eval entries read as '8 steps were logged
+    more than once (a resumed run?)'."""
+    entries = _gn40_entries()
+    log = load_log(_hf_state(entries), "trainer_state.json")
+    assert sum(e.get("eval_loss") is not None for e in entries) == 8  # 8 steps with a train and an eval row
+    assert not any("more than once" in n for n in log.notes), log.notes
+    # a resumed run that logs steps 1,000-1,100 again: those 11 steps (counted by hand) are logged twice
+    again = [dict(e, loss=e["loss"] + 0.01) for e in entries if "loss" in e and 1000 <= e["step"] <= 1100]
+    resumed = load_log(_hf_state(entries + again), "trainer_state.json")
+    assert "11 steps were logged more than once (a resumed run?): the last value is used." in resumed.notes
+
+
+def test_lightning_metrics_csv_is_recognised_by_its_shape():
+    """Review finding 3: CSVLogger's metrics.csv (step, epoch, train_loss, val_loss with blank cells)
+    read as a plain CSV with 5 steps 'logged more than once'."""
+    rows = ["epoch,step,train_loss,val_loss,val_acc"]
+    for ep in range(5):
+        for k in range(20):
+            rows.append(f"{ep},{ep * 100 + k * 5 + 4},{1.2 * math.exp(-(ep * 100 + k * 5 + 4) / 150) + 0.2:.5f},,")
+        rows.append(f"{ep},{ep * 100 + 99},,{0.5 + 0.02 * ep * ep:.5f},{0.7 + 0.04 * ep:.4f}")
+    log = load_log("\n".join(rows).encode(), "metrics.csv")
+    assert log.format == "lightning_csv"
+    assert not any("more than once" in n for n in log.notes), log.notes
+    assert int(log.logged("eval_loss").sum()) == 5 and int(log.logged("loss").sum()) == 100
+    # a plain CSV of the same shape without an epoch column stays a plain CSV
+    plain = load_log("\n".join(r.split(",", 1)[1] for r in rows).encode(), "log.csv")
+    assert plain.format == "csv"

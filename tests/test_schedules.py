@@ -1,5 +1,6 @@
 """core.schedules: every pure schedule against its torch twin, plus closed-form spot checks."""
 import dataclasses
+import re
 import math
 
 import numpy as np
@@ -287,3 +288,82 @@ def test_bad_input_raises_a_plain_sentence(call, match):
     with pytest.raises(ValueError, match=match) as err:
         call()
     assert str(err.value).endswith(".")
+
+
+# --------------------------------------------------------------------------- schedule read-back (core.schedule_fit)
+def _hf_logged_lrs(lambda_, peak, total, every):
+    """The rate a Hugging Face Trainer logs every `every` steps (after step s: the scheduler's
+    rate for update s), from a torch LambdaLR with the transformers schedule formula."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lambda_)
+    lrs = []
+    for _ in range(total + 1):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    steps = np.arange(every, total + 1, every)
+    return steps, np.asarray(lrs)[steps]
+
+
+def _code_lrs(code: str, peak: float, n: int) -> np.ndarray:
+    """Run generated scheduler code on a real optimizer: the rate of each of n updates."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    scope = {"torch": torch, "optimizer": opt}
+    exec(code, scope)  # noqa: S102 - our own generated code
+    out = []
+    for _ in range(n):
+        out.append(scope["scheduler"].get_last_lr()[0])
+        opt.step()
+        scope["scheduler"].step()
+    return np.asarray(out)
+
+
+def _digits(code: str) -> int:
+    """Most significant digits of any number literal in the code."""
+    nums = re.findall(r"(?<![\w.])(\d+\.?\d*(?:e-?\d+)?)", code)
+    return max(len(re.sub(r"e.*", "", x).replace(".", "").strip("0")) for x in nums)
+
+
+def test_fit_reads_hugging_face_linear_warmup_back_with_its_exact_round_parameters():
+    """Review finding 4: 'from 0 to 4.99e-05, then linear decay to 0 at step 2,001' (rms 0.75%)
+    and lr=4.989445465773396e-05 in the code, for warmup to 5e-5 over 200 steps then 0 at 2,000."""
+    from core.schedule_fit import fit_schedule
+
+    W, T, peak = 200, 2000, 5e-5
+    steps, logged = _hf_logged_lrs(lambda s: s / W if s < W else max(0.0, (T - s) / (T - W)), peak, T, 10)
+    fit = fit_schedule(steps, logged)
+    assert (fit.name, fit.base_lr, fit.total_steps, fit.params) == ("warmup_linear", 5e-5, 2000, {"warmup_steps": 200})
+    assert fit.rms_error < 1e-9
+    assert fit.describe() == "linear warmup over 200 steps from 0 to 5e-05, then linear decay to 0 at step 2,000"
+    code = fit.torch_code()
+    assert "lr=5e-05" in code and _digits(code) <= 4
+    np.testing.assert_allclose(_code_lrs(code, fit.base_lr, T)[steps[steps < T]], logged[steps < T], rtol=1e-9, atol=1e-15)
+
+
+def test_fit_reads_a_warmup_from_zero_as_from_0():
+    """Review finding 4: a cosine log whose warm-up starts at 0 read 'from 3e-10 to 0.0003'."""
+    from core.schedule_fit import fit_schedule
+
+    W, T, peak = 100, 3000, 3e-4
+    steps, logged = _hf_logged_lrs(lambda s: s / W if s < W else 0.5 * (1 + math.cos(math.pi * (s - W) / (T - W))),
+                                   peak, 2400, 5)
+    fit = fit_schedule(steps, logged)
+    assert fit.name == "warmup_cosine" and fit.base_lr == 3e-4 and fit.total_steps == 3000
+    assert fit.params["warmup_steps"] == 100 and fit.params["min_lr"] == 0.0
+    assert fit.describe() == "linear warmup over 100 steps from 0 to 0.0003, then cosine to 0 at step 3,000"
+    code = fit.torch_code()
+    assert _digits(code) <= 4
+    # torch's LinearLR needs a start factor above 0: the code starts at 1e-6 of the peak, i.e. at 0
+    np.testing.assert_allclose(_code_lrs(code, fit.base_lr, 2401)[steps], logged, rtol=1e-5, atol=1e-9)
+
+
+def test_fit_keeps_parameters_that_are_not_round():
+    """Snapping never makes the fit worse: a schedule with odd numbers is read back as it is."""
+    from core.schedule_fit import fit_schedule
+
+    W, T, peak = 137, 2003, 4.987e-5
+    steps, logged = _hf_logged_lrs(lambda s: s / W if s < W else max(0.0, (T - s) / (T - W)), peak, 1990, 10)
+    fit = fit_schedule(steps, logged)
+    assert fit.name == "warmup_linear" and fit.params["warmup_steps"] == 137 and fit.total_steps == 2003
+    assert fit.base_lr == pytest.approx(4.987e-5, rel=1e-9)
+    assert fit.rms_error < 1e-6
