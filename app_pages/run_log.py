@@ -180,7 +180,7 @@ def single_run(result, label: str, log) -> None:
     m = st.columns(6)
     m[0].metric("Logged steps", f"{result.n_points:,}", help=f"steps {result.first_step:,}–{result.last_step:,}")
     m[1].metric("Final loss", f"{result.final_loss:.4g}", help="mean of the last 20% of logged losses")
-    m[2].metric("Diverged at", "—" if result.diverged_at is None else f"step {result.diverged_at:,}")
+    m[2].metric("Diverged at step", "—" if result.diverged_at is None else f"{result.diverged_at:,}")  # six columns: "step 2,235" was clipped
     m[3].metric("Stalls", len(result.stalls))
     m[4].metric("Spikes", len(result.spikes))
     m[5].metric("Clip at", "—" if result.clip is None else f"{result.clip:.3g}",
