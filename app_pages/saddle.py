@@ -5,6 +5,7 @@ from core.charts.saddle import distance_curves, escape_bars, loss_curves, race_m
 from core.diagnoses.local_minimum import Config as WellConfig
 from core.diagnoses.local_minimum import run as run_well
 from core.diagnoses.saddle import NETWORK, SURFACE_CHOICES, Config, run
+from core.diagnoses.words import cells, num
 from core.surfaces import SURFACES
 from ui.data_checks import show_data_checks
 from ui.export import FROM_LAB, show_chart
@@ -17,6 +18,19 @@ from ui.inputs import number_input
 PAGE = "saddle"
 DEFAULT = Config()
 WELL_DEFAULT = WellConfig()
+
+
+def gaps_as_text(table, missing: dict):
+    """The table with each listed column that has a gap shown as text, the gap as `missing`
+    (Streamlit draws a grey "None" for a missing number whatever the column format); a column
+    without gaps stays numeric."""
+    table = table.copy()
+    for col, (word, fmt) in missing.items():
+        if table[col].isna().any():
+            table[col] = cells(table[col], fmt, word)
+    return table
+
+
 GROUNDS = {**{key: SURFACES[key].label for key in SURFACE_CHOICES}, NETWORK: "Your network (lab model at a saddle)"}
 
 st.title("Saddle escape")
@@ -47,7 +61,9 @@ with st.form("saddle_form"):
     epsilon = number_input(c1, "Push epsilon (distance off the saddle)", 1e-6, 1.0, DEFAULT.epsilon,
                               format="%g", **bound("saddle_epsilon"))
     sigma = c2.slider("Gradient noise sigma", 0.0, 3.0, DEFAULT.noise_sigma, 0.05, **bound("saddle_sigma"))
-    beta = c2.slider("Momentum beta (momentum and Nesterov)", 0.0, 0.99, DEFAULT.momentum, 0.01, **bound("saddle_beta"))
+    beta = c2.slider("Momentum beta (momentum and Nesterov)", 0.0, 0.99, DEFAULT.momentum, 0.01, **bound("saddle_beta"),
+                     help="At 0 Nesterov sits the race out: it is plain gradient descent then (and torch's "
+                          "SGD accepts Nesterov only with a positive momentum).")
     scale = c2.slider("Curvature step scale (length = scale x |lambda_min|)", 0.05, 2.0, DEFAULT.curvature_scale,
                       0.05, **bound("saddle_scale"))
     delta = number_input(c3, "Escaped when the loss drops by (delta)", 1e-4, 10.0, DEFAULT.delta, format="%g",
@@ -96,7 +112,9 @@ if result is not None:
     show_chart(lambda: distance_curves(result, start), PAGE, f"distance_{start}", memo=(setup, config, start), dataset=race_data)
     show_chart(lambda: escape_bars(result, start), PAGE, f"escape_{start}", memo=(setup, config, start), dataset=race_data)
 
-    table = result.table[result.table["start"] == start].drop(columns=["racer", "start"])
+    table = gaps_as_text(result.table[result.table["start"] == start].drop(columns=["racer", "start"]), {
+        "steps_to_escape": ("never", num), "diverged_at": ("–", num),
+        "eig_min": ("–", lambda v: f"{v:.4g}")})
     st.dataframe(
         table,
         hide_index=True,
@@ -106,12 +124,14 @@ if result is not None:
             "steps_to_escape": "Steps to escape",
             "escaped_by": "By",
             "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"),
+            "loss_change": st.column_config.NumberColumn("Loss change", format="%.3g",
+                                                         help="last finite loss minus the start's"),
             "final_distance": st.column_config.NumberColumn("Final distance", format="%.3g"),
             "diverged_at": "Diverged at step",
             "hessian_evals": "Exact Hessians",
             "hvps": "Hessian-vector products",
             "curvature_seconds": st.column_config.NumberColumn("Curvature seconds", format="%.4f"),
-            "eig_min": st.column_config.NumberColumn("lambda_min seen", format="%.4g"),
+            "eig_min": "lambda_min seen",
             "seconds": st.column_config.NumberColumn("Run seconds", format="%.3f"),
         },
     )
@@ -160,7 +180,9 @@ if well is not None:
     show_verdict(well.verdict)
     show_chart(lambda: well_map(well), PAGE, "double_well_paths", memo=well_config, dataset="double well", seed=None)
     show_chart(lambda: well_loss(well), PAGE, "double_well_loss", memo=well_config, dataset="double well", seed=None)
-    st.dataframe(well.table.drop(columns=["racer"]), hide_index=True, column_config={
+    well_table = gaps_as_text(well.table.drop(columns=["racer"]),
+                              {"settle_step": ("–", num), "diverged_at": ("–", num)})
+    st.dataframe(well_table, hide_index=True, column_config={
         "label": "Racer", "lr": "Learning rate", "final_x": st.column_config.NumberColumn("Final x", format="%.3f"),
         "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"), "settled_in": "Settled in",
         "settle_step": "Settled by step", "diverged_at": "Diverged at step"})

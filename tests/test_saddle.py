@@ -85,7 +85,7 @@ def test_exact_saddle_gd_and_momentum_stay_at_loss_one(lecture):
         np.testing.assert_array_equal(lap["loss"], 1.0)  # zero gradient: not one bit of movement
         np.testing.assert_array_equal(lap["distance"], 0.0)
         assert not _row(lecture, racer, "exact")["escaped"]
-    assert "never moved" in lecture.honesty
+    assert "gradient descent, momentum, Nesterov and Adam did not move at all" in lecture.honesty
 
 
 def test_curvature_step_lowers_the_loss_after_one_step(lecture):
@@ -261,7 +261,7 @@ def test_page_default_run():
     assert not at.exception
     charts = at.get("vega_lite_chart")
     assert len(charts) == 4 + 2  # the race (map, loss, distance, escape) and the double well (map, loss)
-    assert "never moved" in _texts(at) and "Pushed 0.01" in _texts(at)
+    assert "did not move at all" in _texts(at) and "Pushed 0.01" in _texts(at)
     table = at.dataframe[0].value
     assert len(table) == 6 and table["escaped"].all()
     at.radio(key="saddle_view").set_value("exact").run()

@@ -11,6 +11,17 @@ import pandas as pd
 from core.charts import HEIGHT, PALETTE, PLOT_HEIGHT_KEPT, WIDTH, heatmap, markers
 
 RACER_ORDER = ["Gradient descent", "GD + gradient noise", "Curvature step, then GD", "Momentum", "Nesterov", "Adam"]
+# Step axes count whole updates. tickMinStep alone still lets Vega put ticks at 0.5 on a 2-step
+# axis (its tick count is span/step + 1), so fractional ticks lose their label, tick and grid line.
+_FRACTION = "datum.value % 1 != 0"
+
+
+def _step_axis() -> alt.Axis:
+    return alt.Axis(format="d", tickMinStep=1, labelExpr=f"{_FRACTION} ? '' : datum.label",
+                    tickOpacity={"condition": {"test": _FRACTION, "value": 0}, "value": 1},
+                    gridOpacity={"condition": {"test": _FRACTION, "value": 0}, "value": 1})
+
+
 _RACER_COLOR = alt.Color("label:N", title="racer", sort=RACER_ORDER,
                          scale=alt.Scale(domain=RACER_ORDER, range=PALETTE[: len(RACER_ORDER)]))
 
@@ -59,7 +70,7 @@ def loss_curves(result, start: str) -> alt.LayerChart:
     lines = (
         alt.Chart(frame, title=f"Loss per step, from {_start_words(start)}")
         .mark_line(clip=True)
-        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        .encode(x=alt.X("step:Q", title="step", axis=_step_axis()), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
                 color=_RACER_COLOR, tooltip=["label", "step", alt.Tooltip("loss:Q", format=".5f")])
     )
     level = pd.DataFrame({"loss": [result.saddle_loss - result.config.delta], "what": ["escape: L(saddle) - delta"]})
@@ -76,26 +87,40 @@ def distance_curves(result, start: str) -> alt.Chart:
     return (
         alt.Chart(frame, title=f"Distance from the saddle, from {_start_words(start)} (log scale)")
         .mark_line(clip=True)
-        .encode(x=alt.X("step:Q", title="step"),
+        .encode(x=alt.X("step:Q", title="step", axis=_step_axis()),
                 y=alt.Y("distance:Q", title="distance from the saddle", scale=alt.Scale(type="log")),
                 color=_RACER_COLOR, tooltip=["label", "step", alt.Tooltip("distance:Q", format=".3g")])
         .properties(width=WIDTH, height=HEIGHT)
     )
 
 
-def escape_bars(result, start: str) -> alt.Chart:
-    """Steps to escape per racer (racers that never escaped are listed with no bar)."""
-    table = result.table[result.table["start"] == start][["label", "steps_to_escape", "escaped"]].copy()
-    table["steps_to_escape"] = table["steps_to_escape"].astype("float")
-    return (
-        alt.Chart(table, title=f"Steps to escape, from {_start_words(start)}")
-        .mark_bar()
-        .encode(y=alt.Y("label:N", title=None, sort=RACER_ORDER, axis=alt.Axis(labelLimit=220)),
-                x=alt.X("steps_to_escape:Q", title="steps to escape"),
-                color=_RACER_COLOR, tooltip=["label", "steps_to_escape", "escaped"])
-        # A 180 px chart fitted by Streamlit kept a 61 px plot: every other racer's name was hidden.
-        .properties(width=WIDTH, height=200, autosize=PLOT_HEIGHT_KEPT)
-    )
+def escape_bars(result, start: str) -> alt.LayerChart:
+    """Steps to escape per racer: a bar for each racer that escaped, and a written "never escaped"
+    or "diverged at step N" where a racer has no bar (a blank row read like 0 steps). When no
+    racer escaped the title says so and the axis spans the step budget."""
+    rows = result.table[result.table["start"] == start]
+    budget = result.config.steps
+    table = pd.DataFrame({
+        "label": rows["label"].to_numpy(),
+        "steps_to_escape": rows["steps_to_escape"].astype("float").to_numpy(),
+        "note": ["" if e else f"diverged at step {int(d)}" if pd.notna(d) else f"never escaped in {budget} steps"
+                 for e, d in zip(rows["escaped"], rows["diverged_at"])],
+    })
+    anyone = bool(rows["escaped"].any())
+    title = (f"Steps to escape, from {_start_words(start)}" if anyone
+             else f"No racer escaped from {_start_words(start)} within {budget} steps")
+    # With no bar at all Vega-Lite had no domain and drew one "0.000000" tick: span the budget.
+    scale = alt.Scale(domainMin=0) if anyone else alt.Scale(domain=[0, budget])
+    y = alt.Y("label:N", title=None, sort=RACER_ORDER, axis=alt.Axis(labelLimit=220))
+    base = alt.Chart(table, title=title)
+    bars = base.mark_bar().encode(
+        y=y, x=alt.X("steps_to_escape:Q", title="steps to escape", scale=scale, axis=_step_axis()),
+        color=_RACER_COLOR, tooltip=["label", alt.Tooltip("steps_to_escape:Q", format="d")])
+    notes = (base.transform_filter("datum.note != ''")
+             .mark_text(align="left", baseline="middle", dx=4, color="#555555", fontStyle="italic")
+             .encode(y=y, x=alt.datum(0), text="note:N", tooltip=["label", "note"]))
+    # A 180 px chart fitted by Streamlit kept a 61 px plot: every other racer's name was hidden.
+    return alt.layer(bars, notes).properties(width=WIDTH, height=200, autosize=PLOT_HEIGHT_KEPT)
 
 
 def _start_words(start: str) -> str:
@@ -127,7 +152,7 @@ def well_loss(result) -> alt.Chart:
     return (
         alt.Chart(result.frame, title="Loss per step on the double well")
         .mark_line()
-        .encode(x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        .encode(x=alt.X("step:Q", title="step", axis=_step_axis()), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
                 color=_WELL_COLOR, tooltip=["label", "step", alt.Tooltip("loss:Q", format=".4f")])
         .properties(width=WIDTH, height=HEIGHT)
     )

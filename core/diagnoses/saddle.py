@@ -33,7 +33,7 @@ from core.data import Dataset
 from core.diagnoses import Progress, Ticker, Verdict, no_progress, sub_progress
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params
-from core.diagnoses.words import capital, steps as steps_text
+from core.diagnoses.words import capital, num, steps as steps_text
 from core.rules import escape_index
 from core.surfaces import SURFACES, descend, descend_along, grid as surface_grid, negative_curvature_step
 from core.train import make_loss, split_data
@@ -55,9 +55,19 @@ STARTS = {"exact": "exactly at the saddle", "pushed": "pushed by epsilon"}
 NAMES = {"gd": "gradient descent", "noise": "gradient noise", "curvature": "the curvature step",
          "momentum": "momentum", "nesterov": "Nesterov", "adam": "Adam"}  # racers inside sentences
 
-# A racer that ends closer than this to its start "never moved" (Adam turns a rounding-level
-# gradient of 1e-17 into steps of ~1e-10 because of its eps = 1e-8; that is not moving).
-STILL = 1e-6
+# Why a racer sits out a race (torch.optim.SGD refuses Nesterov without momentum; with beta 0
+# it would be plain gradient descent anyway).
+LEFT_OUT_WHY = {"nesterov": "with momentum beta 0 Nesterov is plain gradient descent "
+                            "(torch's SGD accepts Nesterov only with a positive momentum)"}
+
+
+def racers_for(config: "Config") -> tuple[str, ...]:
+    """The racers this config can run: every RACERS key, less Nesterov when beta is 0.
+
+    >>> "nesterov" in racers_for(Config(momentum=0.0)), len(racers_for(Config()))
+    (False, 6)
+    """
+    return tuple(r for r in RACERS if not (r == "nesterov" and config.momentum == 0))
 
 # A network with no hidden layer is a convex model (no saddle): this mode gives it one.
 DEFAULT_NETWORK_HIDDEN = (16,)
@@ -177,7 +187,8 @@ def race_surface(key: str, start: np.ndarray, config: Config, seed: int, start_n
     surface = SURFACES[key]
     center = np.asarray(surface.saddle, dtype=np.float64)
     laps = []
-    for racer, (_, opt) in RACERS.items():
+    for racer in racers_for(config):
+        opt = RACERS[racer][1]
         kw = {"momentum": config.momentum} if opt in ("momentum", "nesterov") else {}
         sigma = config.noise_sigma if racer == "noise" else 0.0
         t0 = time.perf_counter()
@@ -328,8 +339,9 @@ def race_network(net: NetworkSaddle, start: torch.Tensor, config: Config, seed: 
     """Race every racer on the network's loss from `start`."""
     laps = []
     tick = Ticker(on_progress)
-    for i, racer in enumerate(RACERS):
-        tick.at(i / len(RACERS), f"{RACERS[racer][0]} from {STARTS[start_name]}")
+    racers = racers_for(config)
+    for i, racer in enumerate(racers):
+        tick.at(i / len(racers), f"{RACERS[racer][0]} from {STARTS[start_name]}")
         t0 = time.perf_counter()
         frame, diverged, cost = race_loss(net.f, start, net.theta, racer, config, seed, should_stop=tick)
         laps.append(Lap(racer, start_name, frame, diverged, time.perf_counter() - t0, **cost))
@@ -349,7 +361,7 @@ def escape_radius(config: Config) -> float | None:
 
 def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.DataFrame:
     """One row per lap: racer, label, start, escaped, steps_to_escape, escaped_by, final_loss,
-    final_distance, diverged_at, hessian_evals, hvps,
+    loss_change (last finite loss minus the start's), final_distance, diverged_at, hessian_evals, hvps,
     curvature_seconds, eig_min (lambda_min where the curvature step looked; NaN for others), seconds."""
     rows = []
     for lap in laps:
@@ -359,6 +371,7 @@ def escape_table(laps: list[Lap], saddle_loss: float, config: Config) -> pd.Data
             racer=lap.racer, label=RACERS[lap.racer][0], start=lap.start, escaped=step is not None,
             steps_to_escape=step, escaped_by=by,
             final_loss=float(finite.iloc[-1]) if len(finite) else float("nan"),
+            loss_change=float(finite.iloc[-1] - lap.frame["loss"].iloc[0]) if len(finite) else float("nan"),
             final_distance=float(lap.frame["distance"].iloc[-1]),
             diverged_at=lap.diverged_at, hessian_evals=lap.hessian_evals, hvps=lap.hvps,
             curvature_seconds=lap.curvature_seconds, eig_min=lap.eig_min, seconds=lap.seconds,
@@ -409,7 +422,8 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     return Result(
         config=config, surface_label=label, saddle_loss=saddle_loss, frame=frame, table=table, grid=grid,
         marks=marks, check=check, network_notes=notes, n_params=n,
-        honesty=honesty_text(table, config), verdict=make_verdict(table, config, saddle_loss, check),
+        honesty=honesty_text(find(table, config, saddle_loss, check), config, saddle_loss),
+        verdict=make_verdict(table, config, saddle_loss, check),
     )
 
 
@@ -420,23 +434,36 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
 @dataclass(frozen=True)
 class Outcome:
     """A racer's result from one start, decided before any wording: "escaped" (at `step`, by the
-    loss or the distance rule), "diverged" (at `step`, core.rules) or "none" (neither in budget)."""
+    loss or the distance rule, core.rules.escape_index), "diverged" (at `step`, core.rules) or
+    "none" (neither in budget). `distance` is where it ended (from the saddle) and `loss_change`
+    its last finite loss minus its start loss: for the exact start, how far it moved and whether
+    the loss changed at all."""
 
     racer: str
     start: str
     kind: str
     step: int | None
     by: str = ""
+    distance: float = 0.0
+    loss_change: float = 0.0
+
+
+# An extra racer's pushed escape against the first-order winners' step count.
+SOONER, AS_FAST, LATER = "sooner", "as fast", "later"
 
 
 @dataclass(frozen=True)
 class RaceFindings:
     """What the race showed, with stable racer keys (words come from `make_verdict`)."""
 
-    first: tuple[str, ...]  # deterministic first-order racers tied for the fewest pushed escape steps
+    first: tuple[str, ...]  # first-order racers (FIRST_ORDER that ran) tied for the fewest pushed escape steps
+    first_order: tuple[str, ...]  # the first-order racers that ran: the group `first` is ranked in
+    relation: dict  # extra racer (noise, curvature) that escaped the push -> SOONER / AS_FAST / LATER than `first`
     outcomes: tuple[Outcome, ...]
     overshoot: tuple[tuple[str, str, float], ...]  # (racer, start, final loss) ended above the saddle
     check_kind: str | None  # network mode: classify_point's kind at the saddle
+    left_out: tuple[str, ...]  # racers this config could not run (LEFT_OUT_WHY)
+    eig_min: float  # lambda_min the curvature step saw at the exact saddle
 
     def outcome(self, racer: str, start: str) -> Outcome:
         """The outcome of one racer from one start."""
@@ -451,26 +478,37 @@ class RaceFindings:
 def outcome_of(table: pd.DataFrame, racer: str, start: str) -> Outcome:
     """The Outcome of one table row (a diverged run never counts as escaped)."""
     row = table[(table["racer"] == racer) & (table["start"] == start)].iloc[0]
+    where = dict(distance=float(row["final_distance"]), loss_change=float(row["loss_change"]))
     if pd.notna(row["diverged_at"]):
-        return Outcome(racer, start, "diverged", int(row["diverged_at"]))
+        return Outcome(racer, start, "diverged", int(row["diverged_at"]), **where)
     if pd.notna(row["steps_to_escape"]):
-        return Outcome(racer, start, "escaped", int(row["steps_to_escape"]), row["escaped_by"])
-    return Outcome(racer, start, "none", None)
+        return Outcome(racer, start, "escaped", int(row["steps_to_escape"]), row["escaped_by"], **where)
+    return Outcome(racer, start, "none", None, **where)
 
 
 def find(table: pd.DataFrame, config: Config, saddle_loss: float, check: CriticalPoint | None = None) -> RaceFindings:
     """Decide the race from its table: who escaped first (ties kept), who diverged, who overshot.
 
-    "First" is judged among the deterministic first-order racers (gradient descent, momentum,
-    Nesterov, Adam) after the push: the noise racer depends on its seed and the curvature step
-    pays for an eigen-solve, so each is reported on its own."""
-    outcomes = tuple(outcome_of(table, r, st) for st in STARTS for r in RACERS)
-    escaped = [o for o in outcomes if o.start == "pushed" and o.racer in FIRST_ORDER and o.kind == "escaped"]
+    "First" is judged among the deterministic first-order racers that ran (gradient descent,
+    momentum, Nesterov, Adam) after the push; gradient noise (random kicks, seed-dependent) and the
+    curvature step (an eigen-solve) use more than the gradient, so each gets its own relation to
+    that winner (sooner, as fast, later), never a place in the ranking."""
+    ran = [r for r in RACERS if r in set(table["racer"])]
+    outcomes = tuple(outcome_of(table, r, st) for st in STARTS for r in ran)
+    first_order = tuple(r for r in FIRST_ORDER if r in ran)
+    escaped = [o for o in outcomes if o.start == "pushed" and o.racer in first_order and o.kind == "escaped"]
     best = min((o.step for o in escaped), default=None)
     first = tuple(o.racer for o in escaped if o.step == best)
+    relation = {}
+    for o in outcomes:
+        if o.start == "pushed" and o.racer not in FIRST_ORDER and o.kind == "escaped" and best is not None:
+            relation[o.racer] = SOONER if o.step < best else AS_FAST if o.step == best else LATER
     ok = table[table["diverged_at"].isna() & (table["final_loss"] > saddle_loss + config.delta)]
     overshoot = tuple((r.racer, r.start, float(r.final_loss)) for r in ok.itertuples())
-    return RaceFindings(first, outcomes, overshoot, None if check is None else check.kind)
+    left_out = tuple(r for r in RACERS if r not in ran)
+    lam = float(table[(table["racer"] == "curvature") & (table["start"] == "exact")]["eig_min"].iloc[0])
+    return RaceFindings(first, first_order, relation, outcomes, overshoot,
+                        None if check is None else check.kind, left_out, lam)
 
 
 def _join(words: list[str]) -> str:
@@ -482,72 +520,116 @@ def _took(o: Outcome, budget: int) -> str:
         return f"escaped in {steps_text(o.step)}"
     if o.kind == "diverged":
         return f"diverged at step {o.step}"
-    return f"no escape in {budget} steps"
+    return f"did not escape in {budget} steps"
 
 
-def honesty_text(table: pd.DataFrame, config: Config) -> str:
-    """What the exact start did to each racer and what the push changed, in words with numbers."""
-    exact = table[table["start"] == "exact"].set_index("racer")
-    still = [r for r in FIRST_ORDER if exact.at[r, "final_distance"] < STILL and pd.isna(exact.at[r, "diverged_at"])]
-    parts = []
+def _grouped(outcomes: list[Outcome], budget: int) -> str:
+    """Racers with the same result named together: 'gradient descent and momentum diverged at step 2; ...'."""
+    said: dict[str, list[str]] = {}
+    for o in outcomes:
+        said.setdefault(_took(o, budget), []).append(NAMES[o.racer])
+    return "; ".join(f"{_join(names)} {took}" for took, names in said.items())
+
+
+def _moved(o: Outcome) -> str:
+    """How far a racer that did not escape moved from the exact saddle, and what its loss did."""
+    if o.distance == 0 and o.loss_change == 0:
+        return "did not move at all"
+    loss = "its loss unchanged" if o.loss_change == 0 else f"its loss changed by {num(o.loss_change)}"
+    return f"moved {num(o.distance)}, {loss}"
+
+
+def honesty_text(f: RaceFindings, config: Config, saddle_loss: float) -> str:
+    """What the exact start did to every racer and what the push changed, in words with numbers
+    (escaped or not by core.rules.escape_index, as in the table)."""
+    exact = [f.outcome(r, "exact") for r in f.first_order]
+    still = [o for o in exact if o.kind == "none" and o.distance == 0 and o.loss_change == 0]
+    drift = [o for o in exact if o.kind == "none" and o not in still]
+    gone = [o for o in exact if o.kind != "none"]
+    said = []
     if still:
-        parts.append(f"Started exactly at the saddle, {_join([NAMES[r] for r in still])} never moved in "
-                     f"{config.steps} steps (less than {STILL:g} in all): the gradient there is zero, so there "
-                     "is nothing to follow and nothing for momentum to accumulate.")
-    curv, noise = outcome_of(table, "curvature", "exact"), outcome_of(table, "noise", "exact")
-    lam = exact.at["curvature", "eig_min"]
+        said.append(f"{_join([NAMES[o.racer] for o in still])} did not move at all (distance 0, loss unchanged)")
+    if drift:
+        most = max(abs(o.loss_change) for o in drift)
+        loss = "the loss unchanged" if most == 0 else f"the loss changing by at most {num(most)}"
+        moved = [f"{NAMES[o.racer]}{' moved' if i == 0 else ''} {num(o.distance)}" for i, o in enumerate(drift)]
+        said.append(f"{_join(moved)}, with {loss}")
+    said += [f"{NAMES[o.racer]} {'escaped' if o.kind == 'escaped' else 'diverged'} at step {o.step}" for o in gone]
+    parts = [f"Started exactly at the saddle (loss {num(saddle_loss, 4)}), over {config.steps} steps: "
+             f"{'; '.join(said)}."]
+    stuck = still + drift
+    if stuck and not gone:
+        parts.append("None of them escaped: the gradient there is zero (up to rounding), so there is nothing "
+                     "to follow and nothing for momentum to accumulate.")
+    elif stuck:
+        parts.append(f"{capital(_join([NAMES[o.racer] for o in stuck]))} did not escape.")
+    curv, noise = f.outcome("curvature", "exact"), f.outcome("noise", "exact")
     if curv.kind == "escaped":
         parts.append(f"From the same point the curvature step escaped at step {curv.step}: the Hessian's most "
-                     f"negative eigenvalue ({lam:.3g}) points downhill where the gradient shows nothing.")
+                     f"negative eigenvalue ({f.eig_min:.3g}) points downhill where the gradient shows nothing.")
     elif curv.kind == "diverged":
         parts.append(f"From the same point the curvature step diverged at step {curv.step}: the gradient "
                      "descent after it took steps too long for the curvature.")
     else:
-        why = (f"the Hessian there has no clearly negative eigenvalue (lambda_min = {lam:.2g}), so "
+        why = (f"the Hessian there has no clearly negative eigenvalue (lambda_min = {f.eig_min:.2g}), so "
                "second-order information shows no way down (a degenerate saddle, like the monkey saddle)"
-               if lam > -1e-6 else "the step was too short to lower the loss enough")
-        parts.append(f"The curvature step did not escape within {config.steps} steps: {why}.")
+               if f.eig_min > -1e-6 else "the step was too short to lower the loss enough")
+        parts.append(f"The curvature step did not escape within {config.steps} steps (it {_moved(curv)}): {why}.")
     if noise.kind == "escaped":
         parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) escaped at step {noise.step}: it knocks the "
                      "parameters off the balance point, the way mini-batch noise does.")
     elif noise.kind == "diverged":
         parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) diverged at step {noise.step}.")
-    elif config.noise_sigma > 0:
-        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) did not escape within {config.steps} steps.")
-    gd, mom = outcome_of(table, "gd", "pushed"), outcome_of(table, "momentum", "pushed")
-    parts.append(f"Pushed {config.epsilon:g} off the saddle: gradient descent {_took(gd, config.steps)}, "
+    else:
+        parts.append(f"Gradient noise (sigma {config.noise_sigma:g}) did not escape within {config.steps} "
+                     f"steps (it {_moved(noise)}).")
+    gd, mom = f.outcome("gd", "pushed"), f.outcome("momentum", "pushed")
+    parts.append(f"Pushed {config.epsilon:g} off the saddle, gradient descent {_took(gd, config.steps)} and "
                  f"momentum (beta {config.momentum:g}) {_took(mom, config.steps)}.")
     return " ".join(parts)
 
 
+def _group(n: int) -> str:
+    return {1: "the one racer", 2: "the two racers", 3: "the three racers", 4: "the four racers"}[n]
+
+
 def make_verdict(table: pd.DataFrame, config: Config, saddle_loss: float, check: CriticalPoint | None = None) -> Verdict:
-    """The race in words, from its findings (`find`): who escaped first after the push, what the
-    curvature step cost, what happened at the exact saddle, overshoots and divergences."""
+    """The race in words, from its findings (`find`): which first-order racer escaped first after
+    the push (and, separately, whether gradient noise or the curvature step was sooner), what the
+    curvature step cost, what happened at the exact saddle, overshoots, divergences, left-out racers."""
     f = find(table, config, saddle_loss, check)
     curv_row = table[(table["racer"] == "curvature") & (table["start"] == "pushed")].iloc[0]
     cost = (f"{int(curv_row['hvps'])} Hessian-vector products" if curv_row["hvps"]
             else f"{int(curv_row['hessian_evals'])} exact Hessian")
-    curv_part = (f"the curvature step {_took(f.outcome('curvature', 'pushed'), config.steps)} "
-                 f"at a cost of {cost} and {curv_row['curvature_seconds'] * 1000:.0f} ms")
-    noise = f.outcome("noise", "pushed")
-    noise_part = f"gradient noise {_took(noise, config.steps)}"
+    helped = {"noise": f"gradient noise (random kicks, sigma {config.noise_sigma:g})",
+              "curvature": f"the curvature step (an eigen-solve: {cost}, {curv_row['curvature_seconds'] * 1000:.0f} ms)"}
+    extra = []
+    for r in ("noise", "curvature"):
+        o = f.outcome(r, "pushed")
+        rel = f", {f.relation[r]}" if r in f.relation else ""
+        extra.append(f"{helped[r]} {_took(o, config.steps)}{rel}")
+    extra_part = f"With help beyond the gradient, {'; '.join(extra)}."
+    group = f"{_group(len(f.first_order))} that follow the exact gradient alone"
     exact_out = [f"{NAMES[o.racer]} (step {o.step})" for o in f.outcomes if o.start == "exact" and o.kind == "escaped"]
-    exact_part = (f"from exactly the saddle only {_join(exact_out)} got away" if exact_out
-                  else "from exactly the saddle no racer got away")
+    exact_part = (f"From exactly the saddle only {_join(exact_out)} got away." if exact_out
+                  else "From exactly the saddle no racer got away.")
     if not f.first:
-        text = (f"Pushed {config.epsilon:g} off the saddle no first-order racer escaped within {config.steps} "
-                f"steps ({curv_part}; {noise_part}); {exact_part}.")
+        fo = [f.outcome(r, "pushed") for r in f.first_order]
+        fo_part = f" ({_grouped(fo, config.steps)})" if any(o.kind != "none" for o in fo) else ""
+        text = (f"Pushed {config.epsilon:g} off the saddle, none of {group} escaped within {config.steps} "
+                f"steps{fo_part}. {extra_part} {exact_part}")
         kind, advice = "warning", "Raise the learning rate, the push epsilon or the step budget."
     else:
         step = f.outcome(f.first[0], "pushed").step
         who = _join([NAMES[r] for r in f.first])
         lead = (f"{who} escaped first, in {steps_text(step)}" if len(f.first) == 1
                 else f"{who} tied for first, each escaping in {steps_text(step)}")
-        others = [f"{NAMES[r]} {_took(f.outcome(r, 'pushed'), config.steps)}" for r in FIRST_ORDER
-                  if r not in f.first]
-        text = (f"Pushed {config.epsilon:g} off the saddle, {lead} "
-                f"({'; '.join(others + [noise_part, curv_part])}); {exact_part}.")
+        others = [f.outcome(r, "pushed") for r in f.first_order if r not in f.first]
+        rest = f" ({_grouped(others, config.steps)})" if others else ""
+        text = f"Pushed {config.epsilon:g} off the saddle, of {group}, {lead}{rest}. {extra_part} {exact_part}"
         kind, advice = "info", "Momentum, Adam or a little gradient noise are the cheap ways off a saddle."
+    for r in f.left_out:
+        text += f" {capital(NAMES[r])} sat this race out: {LEFT_OUT_WHY[r]}."
     if f.check_kind is not None and f.check_kind != "saddle point":
         text += f" The check found a {f.check_kind} point, not a strict saddle."
         kind = "warning"
