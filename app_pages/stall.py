@@ -4,10 +4,12 @@ import streamlit as st
 from core.charts.stall import escape_chart, minimum_ratio_chart, spectrum_chart, toy_chart, training_chart
 from core.diagnoses import minimum_ratio
 from core.diagnoses.stall import (
-    CRITICAL, EXACT_MAX_PARAMS, OSCILLATION, SCENARIO, Config, display_points, display_stalls, run, toy_map, toy_point,
+    CRITICAL, EXACT_MAX_PARAMS, NOT_CRITICAL_KINDS, SCENARIO, Config, display_points, display_stalls, run, toy_map,
+    toy_point,
 )
 from core.lab import LabSetup
-from core.rules import CRITICAL_GAIN
+from core.rules import CRITICAL_GAIN, SMALL_STEP_COSINE
+from core.surfaces import SURFACES
 from core.train import OPTIMIZERS
 from ui.data_checks import show_data_checks
 from ui.export import show_chart
@@ -100,8 +102,8 @@ if result is not None:
     m = st.columns(5)
     m[0].metric("Stalls", len(stalls))
     m[1].metric("At a critical point", int((stalls["kind"] == CRITICAL).sum()))
-    m[2].metric("Gradient not ~0", int((stalls["kind"] == OSCILLATION).sum()),
-                help="Oscillation stalls: the loss is flat although the gradient is not ~0.")
+    m[2].metric("Gradient not ~0", int(stalls["kind"].isin(NOT_CRITICAL_KINDS).sum()),
+                help="Oscillation and small-steps stalls: the loss hardly falls although the gradient is not ~0.")
     m[3].metric("Final training loss", f"{result.final_loss:.4g}", help=f"Start: {result.start_loss:.4g}")
     m[4].metric("Parameters", f"{result.n_params:,}", help=result.model)
     st.text(f"{result.data_name} · {result.model} · trained on {result.train_rows:,} rows · Hessian on "
@@ -116,12 +118,15 @@ if result is not None:
     st.caption("Shaded: stalls, at least one window long, where the loss fell by less than the threshold per window "
                "beyond its step-to-step noise. Red: the gradient is ~0 (a critical point). Orange: the loss is flat "
                "although the gradient is not ~0; a gradient cosine near −1 means each step undoes the last (bouncing "
-               "across a valley). Grey: judged by the log rules only, and neither.")
+               f"across a valley). Light blue: small steps, the gradient is not ~0 and successive gradients point the "
+               f"same way (cosine ≥ {SMALL_STEP_COSINE:g}), so the loss still falls, only slower than the threshold: "
+               "the learning rate is too small. Grey: judged by the log rules only, and neither.")
     if len(stalls):
         st.dataframe(display_stalls(stalls), hide_index=True)
         st.caption("Judged by 'Hessian': the critical test at a parameter snapshot inside the stall. 'log rules': "
                    "only the per-step record (the gradient collapsed below 5% of its first-window level, or "
-                   "successive gradients point against each other); '—' where no Hessian was computed.")
+                   "successive gradients point against each other or the same way); '—' where no Hessian was "
+                   "computed.")
 
     if len(points):
         st.subheader("What kind of point? The Hessian at the longest stalls and at the end")
@@ -196,8 +201,10 @@ left.dataframe(point.hessian_frame, hide_index=True)
 left.markdown("**Eigenvalues and eigenvectors**")
 left.dataframe(point.eigen_frame, hide_index=True)
 with right:
-    show_chart(lambda: toy_chart(*toy_map(), point), PAGE, "lecture surface", memo=(w1, w2))
-(st.warning if point.kind == "saddle point" else st.info)(
+    # The chart reads no lab data and draws no random numbers: its file carries the surface's name.
+    show_chart(lambda: toy_chart(*toy_map(), point), PAGE, "error surface", memo=(w1, w2),
+               dataset=SURFACES["lecture"].label, seed=None)
+(st.warning if point.kind == "saddle point" else st.success if point.valley_minimum else st.info)(
     point.sentence + (" The arrow is the escape direction (±u): the loss falls both ways."
                       if point.escape_direction is not None else
                       " The arrow is the negative gradient." if len(point.arrow) else ""))

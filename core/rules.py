@@ -33,6 +33,7 @@ MINIBATCH_LEVEL_WINDOW = 16  # mini-batch losses: the divergence level is the me
 CRITICAL_GAIN = 1e-4  # critical: the best safe gradient step gains < this share of the start loss
 GRADIENT_COLLAPSE = 0.05  # logs: a stall is "gradient small" when its |g| is < 5% of the early |g|
 OSCILLATION_COSINE = -0.5  # successive gradients this anti-aligned: the step bounces across a valley
+SMALL_STEP_COSINE = 0.9  # successive gradients this aligned (gradient not ~0): the steps are too small
 STALL_RISE = 10.0  # stalls: a window whose loss rose by more than this many rel_eps (and beyond noise) is no stall
 LEVEL_MIN_RECORDS = 10  # the gradient level is a median over at least this many records ...
 LEVEL_SHARE = 0.01  # ... and at least this share of the run
@@ -268,31 +269,43 @@ def gradient_collapsed(window_grad_median: float, level: float) -> bool:
                 and window_grad_median <= GRADIENT_COLLAPSE * level)
 
 
-STALL_KINDS = ("critical point", "oscillation", "unclear", "plateau")
+STALL_KINDS = ("critical point", "oscillation", "small steps", "unclear", "plateau")
 
 
 def stall_kind(grad_median: float, level: float, cos_mean: float = float("nan"),
                eig_min: float = float("nan"), eig_max: float = float("nan"), loss_scale: float = 1.0) -> str:
     """The kind of a stall, the same on every page (one of STALL_KINDS):
     - "plateau" when no gradient norm is known (a log without one: log it to tell the kinds apart);
-    - with curvature known, "critical point" when critical_test passes, else "oscillation";
-    - else "critical point" when the gradient collapsed (gradient_collapsed against `level`);
-    - else, with the gradient cosine known, "oscillation" when it oscillates, "unclear" when not;
-    - else "oscillation": the gradient is not small, so the step, not a critical point, stalls it.
+    - "critical point" when the gradient is ~0: critical_test passes (curvature known), or, without
+      curvature, the gradient collapsed (gradient_collapsed against `level`);
+    - otherwise the gradient is not ~0, and the gradient cosine says why the loss hardly falls:
+      "small steps" when successive gradients point the same way (cosine >= SMALL_STEP_COSINE:
+      every step goes downhill, each too short, so the rate is too small), "oscillation" when they
+      point against each other (`oscillating`);
+    - neither: with curvature known, or without a cosine, "oscillation" (the gradient is not small,
+      so the step, not a critical point, stalls it); from the log alone with a cosine, "unclear".
+
+    >>> stall_kind(0.5, 0.5, cos_mean=1.0, eig_min=-0.6, eig_max=1.7), stall_kind(0.5, 0.5, cos_mean=-0.99)
+    ('small steps', 'oscillation')
     """
     if not math.isfinite(grad_median):
         return "plateau"
-    if math.isfinite(eig_min) and math.isfinite(eig_max):
-        return "critical point" if critical_test(grad_median, eig_min, eig_max, loss_scale).critical else "oscillation"
-    if gradient_collapsed(grad_median, level):
+    curvature = math.isfinite(eig_min) and math.isfinite(eig_max)
+    if curvature and critical_test(grad_median, eig_min, eig_max, loss_scale).critical:
         return "critical point"
-    if math.isfinite(cos_mean):
-        return "oscillation" if oscillating(cos_mean) else "unclear"
-    return "oscillation"
+    if not curvature and gradient_collapsed(grad_median, level):
+        return "critical point"
+    if math.isfinite(cos_mean) and cos_mean >= SMALL_STEP_COSINE:
+        return "small steps"
+    if curvature or not math.isfinite(cos_mean):
+        return "oscillation"
+    return "oscillation" if oscillating(cos_mean) else "unclear"
 
 
 def oscillating(cos_mean: float) -> bool:
-    """Successive gradients point against each other: the step bounces across a valley."""
+    """Successive gradients point against each other (cosine <= OSCILLATION_COSINE): the step
+    bounces across a valley. (Aligned gradients, cosine >= SMALL_STEP_COSINE, are the opposite
+    case: steps too small, see stall_kind.)"""
     return bool(math.isfinite(cos_mean) and cos_mean <= OSCILLATION_COSINE)
 
 

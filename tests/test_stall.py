@@ -19,9 +19,9 @@ import core.diagnoses.stall as stall_module
 from core.curvature import KINDS
 from core.data import Dataset, load_builtin
 from core.diagnoses.stall import (
-    CRITICAL, NOT_CLASSIFIED, NOT_CRITICAL, OSCILLATION, SCENARIO, STALL_KINDS, UNCLEAR, Config, check_work,
-    detect_stalls, display_points, display_stalls, escape_profile, run, spectrum_histogram, thin, toy_map, toy_point,
-    validate,
+    CRITICAL, NOT_CLASSIFIED, NOT_CRITICAL, NOT_CRITICAL_KINDS, OSCILLATION, SCENARIO, SMALL_STEPS, STALL_KINDS,
+    UNCLEAR, VALLEY_MINIMUM, Config, Findings, check_work, detect_stalls, display_points, display_stalls,
+    escape_profile, make_verdict, run, spectrum_histogram, thin, toy_map, toy_point, validate,
 )
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp
@@ -272,8 +272,12 @@ def test_verdict_agrees_with_its_tables(name, setup, config):
         assert (stalls["rel_drop"] <= config.rel_eps * np.maximum(1, stalls["steps"] / config.window)).all()
         assert set(stalls["kind"]) <= set(STALL_KINDS)
         judged = stalls["evidence"] == "curvature"
-        assert (stalls.loc[judged, "kind"] == np.where(stalls.loc[judged, "point_kind"] == NOT_CRITICAL,
-                                                       OSCILLATION, CRITICAL)).all()
+        not_critical = stalls.loc[judged, "point_kind"] == NOT_CRITICAL
+        assert stalls.loc[judged & not_critical, "kind"].isin(NOT_CRITICAL_KINDS).all()
+        assert (stalls.loc[judged & ~not_critical, "kind"] == CRITICAL).all()
+        # the kinds agree with the cosines in the table: aligned = small steps, anti-aligned = oscillation
+        assert (stalls.loc[stalls["kind"] == SMALL_STEPS, "cos_mean"] >= 0.9).all()
+        assert (stalls.loc[stalls["kind"] == OSCILLATION, "cos_mean"].fillna(-1) < 0.9).all()
         assert (stalls.loc[~judged, "point_kind"] == NOT_CLASSIFIED).all()
     for kind in ("saddle point", "local minimum", "local maximum"):
         if f"a {kind}" in text:  # every saddle/minimum claim has critical_test passing
@@ -402,7 +406,7 @@ def test_toy_map_marks_the_saddle_and_the_valley():
     assert origin["kind"].tolist() == ["saddle point"]
     rest = marks.drop(origin.index)
     np.testing.assert_allclose(rest["x"] * rest["y"], 1.0, atol=1e-12)
-    assert set(rest["kind"]) == {"flat (degenerate)"}
+    assert set(rest["kind"]) == {VALLEY_MINIMUM}  # (1 - w1 w2)^2 = 0 there: the lowest a square can be
 
 
 # --------------------------------------------------------------------------- the page
@@ -423,7 +427,12 @@ def _plain(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)  # the verdict box escapes Markdown characters
 
 
-def test_page_default_run_shows_verdict_tables_and_charts():
+def test_page_default_run_shows_verdict_tables_and_charts(monkeypatch):
+    import ui.export
+
+    names = []
+    real = ui.export.file_name
+    monkeypatch.setattr(ui.export, "file_name", lambda *a: names.append(real(*a)) or names[-1])
     at = _page()
     assert not at.exception and not at.error
     charts = at.get("vega_lite_chart")
@@ -437,7 +446,12 @@ def test_page_default_run_shows_verdict_tables_and_charts():
     assert "None" not in stall_table.to_csv() and stall_table["kind"].tolist() == [OSCILLATION]
     at.number_input(key="stall_w1").set_value(1.0).run()
     at.number_input(key="stall_w2").set_value(1.0).run()
-    assert not at.exception and any("flat (degenerate) point" in _plain(v) for v in _texts(at, "info"))
+    assert not at.exception and any("a minimum, one of the valley of minima" in _plain(v) for v in _texts(at, "success"))
+    # review finding 4: the toy surface's files carry the surface, not the lab dataset and seed
+    surface = [n for n in names if "_error-surface" in n]
+    assert "trainscope_stall_error-surface_lecture-one-sample-network.csv" in surface
+    assert not any("moons" in n or "seed" in n for n in surface)
+    assert "trainscope_stall_training-curves_moons_seed0.png" in names  # a lab chart keeps them
 
 
 def test_page_scenario_shows_its_own_settings_greyed_and_keeps_the_lab_values():
@@ -490,3 +504,148 @@ def test_page_minimum_ratio_experiment_is_opt_in():
     assert any("Minimum ratio vs training loss at 2 critical points" in t for t in titles)  # the 2 asked for
     assert any("2.2.2" in c.value for c in at.caption)
     assert any("What the points show" in m.value for m in at.markdown)
+
+
+# --------------------------------------------------------------------------- browser review findings
+def _successive_gradient_cosines(lr: float, steps: int = 6) -> list[float]:
+    """Independent reference: plain torch.optim.SGD, full batch, torch's own cross-entropy on the
+    moons split; the cosine between each gradient and the one before."""
+    setup = LabSetup()
+    split = prepare_split(load_builtin("moons"), setup)
+    model = build_mlp(setup.model, split.n_features, split.n_outputs, setup.seed)
+    X, y = torch.as_tensor(split.X_train, dtype=torch.float32), torch.as_tensor(split.y_train).long()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    out, prev = [], None
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), y).backward()
+        g = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).clone()
+        if prev is not None:
+            out.append(float(torch.nn.functional.cosine_similarity(g, prev, dim=0)))
+        prev = g
+        opt.step()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_rate_run():
+    return run(load_builtin("moons"), LabSetup(), Config(lr=1e-5, steps=300, window=50, max_classified=1))
+
+
+def test_a_rate_far_too_small_is_small_steps_not_an_oscillation(tiny_rate_run):
+    # Review finding 1: /stall?stall_lr=1e-05 called the stall "oscillation" with gradient cosine 1
+    # and advised lowering the rate.
+    assert min(_successive_gradient_cosines(1e-5)) > 0.999  # torch: every step goes the same way
+    res = tiny_rate_run
+    assert res.stalls["kind"].tolist() == [SMALL_STEPS] and res.stalls["evidence"].tolist() == ["curvature"]
+    s = res.stalls.iloc[0]
+    assert s["rel_drop"] > 0 and s["cos_mean"] > 0.999 and s["gain_share"] > CRITICAL_GAIN  # falling, aligned, not ~0
+    text, advice = res.verdict.text, res.verdict.advice
+    assert "too small" in text and "bouncing" not in text and "although a gradient step could" not in text
+    assert advice.startswith("Raise the learning rate") and "Lower" not in advice
+    # The advice holds: 100x the rate leaves no stall and the loss falls far further in the same steps.
+    faster = run(load_builtin("moons"), LabSetup(), Config(lr=1e-3, steps=300, window=50, max_classified=0))
+    assert faster.stalls.empty
+    assert faster.start_loss - faster.final_loss > 20 * (res.start_loss - res.final_loss)
+
+
+@pytest.mark.parametrize("cos, kind", [(0.999, SMALL_STEPS), (0.95, SMALL_STEPS), (-1.0, OSCILLATION),
+                                       (0.3, UNCLEAR)])
+def test_log_rules_tell_small_steps_from_a_bounce_by_the_cosine(cos, kind):
+    # A loss falling 0.4% per 100 steps (a stall by the 1% rule) with a steady |g| = 0.5: the
+    # gradient never collapsed, so the cosine alone decides, by construction.
+    t = np.arange(1000)
+    log = pd.DataFrame({"step": t, "loss": 1 - 4e-5 * t, "grad_norm": 0.5, "grad_cos": cos})
+    stalls = detect_stalls(log, window=100, rel_eps=0.01)
+    assert stalls["kind"].tolist() == [kind] and stalls["rel_drop"].iloc[0] > 0
+
+
+def test_a_valley_point_is_a_minimum_by_its_loss_floor_and_eigenvalue_signs():
+    # Review finding 2: at (1, 1) the page called w1*w2 = 1 a valley of minima and showed loss 0,
+    # but its verdict said "a flat (degenerate) point, which the Hessian cannot classify".
+    p = toy_point(1.0, 1.0)
+    np.testing.assert_allclose(np.linalg.eigvalsh(lecture_hessian(1.0, 1.0)), [0.0, 4.0], atol=1e-12)
+    w = np.linspace(0.5, 1.5, 201)
+    assert ((1 - np.outer(w, w)) ** 2).min() >= p.loss == 0.0  # brute force: nothing nearby is lower
+    assert p.valley_minimum and p.kind == "flat (degenerate)"  # the Hessian alone cannot tell ...
+    assert "a minimum, one of the valley of minima" in p.sentence  # ... the loss floor can
+    assert "flat (degenerate) point" not in p.sentence and "zero along the valley" in p.sentence
+    for w1, w2 in [(-0.5, -2.0), (1.25, 0.8)]:  # elsewhere on the valley too
+        assert toy_point(w1, w2).valley_minimum
+    for w1, w2 in [(0.0, 0.0), (0.3, -0.7), (1.001, 1.0)]:  # saddle, not critical, off the valley
+        assert not toy_point(w1, w2).valley_minimum
+
+
+def test_a_degenerate_point_without_a_known_floor_keeps_the_degenerate_wording():
+    # f = x^4 + y^2 + 1 at the origin: gradient 0, Hessian diag(0, 2); a network's point has no
+    # known lowest loss, so the Hessian's "cannot classify" stands.
+    from core.diagnoses.stall import judge_point, point_sentence
+
+    f = lambda t: t[0] ** 4 + t[1] ** 2 + 1  # noqa: E731
+    p, _, _ = judge_point(f, torch.zeros(2, dtype=F64), 0.0, 1.0, 1.0, "end", "end", 0, spectrum=False)
+    assert p.kind == "flat (degenerate)" and "flat (degenerate) point" in point_sentence(p)
+
+
+def test_the_no_stall_verdict_says_what_its_numbers_are():
+    # Review finding 3: "... (the stall rule); 0.717 -> 0.0005844." with no label.
+    f = Findings(divergence=None, start_loss=0.717, final_loss=0.0005844, stalls=(), end=None, window=100,
+                 rel_eps=0.01, minibatch=False, last_step=1000)
+    text = make_verdict(f).text
+    assert "the training loss went from 0.717 to 0.0005844 over 1,000 steps" in text and "→" not in text
+
+
+def _x_tick_labels(svg: str) -> list[list[str]]:
+    """The tick labels of every x axis titled 'step' in a rendered SVG."""
+    out = []
+    for part in svg.split("X-axis titled 'step'")[1:]:
+        block = part.split('role-axis-label"', 1)[1].split("</g>", 1)[0]
+        out.append(re.findall(r">([^<>]+)</text>", block))
+    return out
+
+
+def test_step_axes_show_whole_steps_on_a_short_run():
+    # Review finding 4: at stall_lr=10 the run diverges at step 3 and the step axes read 0.5, 1.5.
+    from core.charts.stall import training_chart
+    from core.export import chart_bytes
+
+    res = run(load_builtin("moons"), LabSetup(), Config(lr=10.0, steps=300, window=50))
+    assert res.diverged_at is not None and len(res.curve) <= 5
+    axes = _x_tick_labels(chart_bytes(training_chart(res), "svg").decode())
+    assert len(axes) >= 2
+    for labels in axes:
+        assert labels and all(re.fullmatch(r"\d+", x) for x in labels), labels
+        assert len(set(labels)) == len(labels)  # no repeated integer ticks either
+
+
+def test_page_with_a_rate_far_too_small_says_small_steps_and_to_raise_it():
+    # Review finding 1 on the page: /stall?stall_lr=1e-05.
+    at = _page()
+    at.number_input(key="stall_lr").set_value(1e-5).run()
+    assert not at.exception and not at.error
+    verdict = next(_plain(v) for v in _texts(at, "warning") if "Stalled" in _plain(v))
+    assert "the steps are too small" in verdict and "bouncing" not in verdict
+    assert "Try next: Raise the learning rate" in verdict.replace("**", "") and "Lower the" not in verdict
+    assert at.dataframe[0].value["kind"].tolist() == [SMALL_STEPS]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Stalls"] == "1" and metrics["Gradient not ~0"] == "1" and metrics["At a critical point"] == "0"
+
+
+def test_every_page_that_shows_stall_kinds_handles_small_steps():
+    # The training-log page shares core.rules.stall_kind: a slow, aligned descent in an uploaded log
+    # must not fall through to its "gradient ~0: a critical point" wording, and both pages' stall
+    # shading must have a colour for every kind (Vega leaves an unlisted one uncoloured).
+    from core.charts.run_log import KIND_COLORS as LOG_COLORS
+    from core.charts.stall import KIND_COLORS
+    from core.diagnoses.run_log import run as run_log
+    from core.rules import STALL_KINDS as RULE_KINDS
+    from core.runlog import load_log
+
+    assert set(RULE_KINDS) <= set(LOG_COLORS.domain) and set(STALL_KINDS) <= set(KIND_COLORS.domain)
+    assert len(set(LOG_COLORS.range)) == len(LOG_COLORS.range) and len(set(KIND_COLORS.range)) == len(KIND_COLORS.range)
+    t = np.arange(1, 1001)
+    log = pd.DataFrame({"step": t, "loss": 1 - 4e-5 * t, "grad_norm": 0.5, "grad_cos": 0.999, "lr": 1e-3})
+    res = run_log(load_log(log.to_csv(index=False).encode(), "slow.csv"))
+    assert res.stalls["kind"].tolist() == [SMALL_STEPS]
+    text = res.verdict.text
+    assert "too small" in text and "critical point" in text and "gradient ~0" not in text
+    assert res.verdict.advice.startswith("Raise the learning rate")

@@ -17,8 +17,8 @@ FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 # Stall shading: hues far apart so the pale bands stay distinguishable (red vs yellow, not two
 # oranges), named so in the page's caption; spikes and the divergence line are the same red.
 RED = "#D62728"
-KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "unclear", "plateau"],
-                        range=[RED, "#F0C000", "#8E44AD", "#999999"])
+KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "small steps", "unclear", "plateau"],
+                        range=[RED, "#F0C000", "#17BECF", "#8E44AD", "#999999"])
 BAND_OPACITY = 0.22
 LOSS_SERIES_COLORS = {"loss": "#9DB9D3", "smoothed loss": PALETTE[0], "eval_loss": PALETTE[1]}  # red is for alarms
 SERIES_TITLES = {"loss": "logged loss", "smoothed loss": "smoothed loss", "eval_loss": "evaluation loss",

@@ -9,7 +9,11 @@ from core.charts import PALETTE, PLOT_HEIGHT_KEPT, WIDTH, heatmap
 
 LECTURE_SECTION = "2.2.2"
 
-KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "unclear"], range=[PALETTE[3], PALETTE[1], "#999999"])
+KIND_COLORS = alt.Scale(domain=["critical point", "oscillation", "small steps", "unclear"],
+                        range=[PALETTE[3], PALETTE[1], PALETTE[5], "#999999"])
+STEP_AXIS = dict(tickMinStep=1, format="d")  # steps are whole numbers: no 0.5 ticks on a short run
+SHORT_RUN = 12  # a step axis spanning at most this many steps gets one tick per step (Vega's
+# tickMinStep alone still put 5 ticks, two of them labelled "2", on a 1-3 axis)
 SIGN_COLORS = alt.Scale(domain=["negative", "zero", "positive"], range=[PALETTE[3], "#999999", PALETTE[0]])
 PANEL_HEIGHT = 170
 
@@ -33,13 +37,21 @@ def _windows(stalls: pd.DataFrame, labels: bool) -> alt.LayerChart | alt.Chart:
     return bands + text
 
 
+def _step_x(steps: pd.DataFrame) -> alt.X:
+    """The step axis of every panel: the whole run's range, whole-number ticks."""
+    lo, hi = int(steps["step"].min()), int(steps["step"].max())
+    values = list(range(lo, hi + 1)) if hi - lo <= SHORT_RUN else alt.Undefined
+    return alt.X("step:Q", title="step", axis=alt.Axis(labelOverlap="greedy", values=values, **STEP_AXIS),
+                 scale=alt.Scale(nice=False, domain=[lo, hi]))
+
+
 def _panel(steps: pd.DataFrame, y: str, title: str, log_y: bool, color: str) -> alt.Chart:
     data = steps[["step", y]].replace([np.inf, -np.inf], np.nan).dropna()
     if log_y:
         data = data[data[y] > 0]
     scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
     return alt.Chart(data).mark_line(color=color, clip=True).encode(
-        x=alt.X("step:Q", title="step", axis=alt.Axis(labelOverlap="greedy"), scale=alt.Scale(nice=False)),
+        x=_step_x(steps),
         y=alt.Y(f"{y}:Q", title=title, scale=scale),
         tooltip=["step", alt.Tooltip(f"{y}:Q", format=".4g")],
     )

@@ -50,7 +50,7 @@ from scipy import ndimage
 from core.diagnoses import Progress, Verdict, no_progress
 from core.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
-from core.diagnoses.stall import CRITICAL, OSCILLATION, UNCLEAR
+from core.diagnoses.stall import CRITICAL, OSCILLATION, SMALL_STEPS, UNCLEAR
 from core.rules import (
     Divergence, critical_test, find_divergence, gradient_collapsed, gradient_level, oscillating, smooth,
     stall_kind, stall_spans,
@@ -704,13 +704,15 @@ def make_verdict(r: Result, config: Config) -> Verdict:
 def _stall_verdict(r: Result, extra: str) -> Verdict:
     stalls = r.stalls
     osc = stalls[stalls["kind"] == OSCILLATION]
+    small = stalls[stalls["kind"] == SMALL_STEPS]
     crit = stalls[stalls["kind"] == CRITICAL]
     plat = stalls[stalls["kind"] == PLATEAU]
     unclear = stalls[stalls["kind"] == UNCLEAR]
     count = ""
     if len(stalls) > 1:  # the Gradient stall page's count sentence
-        count = (f" {len(stalls)} stalls in all: {len(crit)} at a critical point, {len(osc)} with a gradient that is "
-                 f"not ~0" + (f", {len(unclear)} unclear" if len(unclear) else "")
+        count = (f" {len(stalls)} stalls in all: {len(crit)} at a critical point, {len(osc) + len(small)} with a "
+                 f"gradient that is not ~0" + (f" ({len(small)} with steps too small)" if len(small) else "")
+                 + (f", {len(unclear)} unclear" if len(unclear) else "")
                  + (f", {len(plat)} with no gradient logged" if len(plat) else "") + ".")
     s = stalls.loc[stalls["steps"].idxmax()]  # the longest stall speaks
     where = f"Stalled at {_span(s)}"
@@ -734,12 +736,19 @@ def _stall_verdict(r: Result, extra: str) -> Verdict:
         return Verdict("info", f"{where}: the gradient neither collapsed ({g}) nor bounces{cos}; the log cannot tell "
                                f"the cause.{lr_txt}{count}{extra}",
                        "Log lambda_min and lambda_max (core.probe's curvature_every) to judge the point by its curvature.")
-    if s["kind"] == OSCILLATION:
+    if s["kind"] in (OSCILLATION, SMALL_STEPS):
         if lr_low:
             return Verdict("info" if progressed else "warning",
                            f"{where} with the gradient not small ({g}).{lr_txt}{count}{extra}",
                            "Nothing to fix if this is the end of the schedule; if the loss is still too high, use a "
                            "higher final rate (min_lr) or a longer schedule.")
+        if s["kind"] == SMALL_STEPS:  # core.rules.stall_kind: successive gradients aligned
+            return Verdict("warning",
+                           f"{where} but the gradient is not small ({g}{cos}): successive gradients point the same "
+                           "way, so every step goes downhill but is too short; the learning rate is too small, not "
+                           f"a critical point.{lr_txt}{count}{extra}",
+                           "Raise the learning rate (try 10x; the Learning rate page's range test finds the largest "
+                           "stable one), or use an adaptive optimizer (Adam).")
         return Verdict("warning",
                        f"{where} but the gradient is not small ({g}{cos}): the loss is flat because the steps are too large "
                        f"for the curvature{' (or for the mini-batch noise)' if r.loss_noise > NOISY else ''} and "

@@ -5,10 +5,14 @@ The lecture gives two answers to "my loss stopped going down":
   (saddle point, local minimum, flat);
 - the gradient is not ~0 but the loss does not fall: the step is too large for the curvature and
   bounces across a valley (successive gradients point in opposite directions).
+A third case the stall rule also catches: the gradient is not ~0 and successive gradients point the
+same way, so every step goes downhill but each is too short (the learning rate is too small): the
+loss still falls, only slower than the stall threshold.
 
 Every concept comes from core.rules: a stall is `stall_spans` (a falling loss is never a stall),
 "gradient ~0" is `critical_test` (on the problem's own scale, from curvature), and without
-curvature (a training log) a stall's kind comes from `gradient_collapsed` and `oscillating`.
+curvature (a training log) a stall's kind comes from `gradient_collapsed` and `oscillating`;
+`stall_kind` decides every stall's kind, with or without curvature.
 
 - `detect_stalls(steps)` needs only a per-step record (step, loss, grad_norm[, grad_cos]), so the
   training-log page uses the same detector.
@@ -42,7 +46,7 @@ from core.diagnoses.words import capital, divergence_sentence, num, pct, step_ra
 from core.lab import LabSetup
 from core.models import ModelSpec, build_mlp, n_params, toy_loss
 from core.rules import (
-    CRITICAL_GAIN, CriticalTest, Divergence, critical_test, gradient_collapsed, gradient_level, oscillating, smooth,
+    CRITICAL_GAIN, SMALL_STEP_COSINE, CriticalTest, Divergence, critical_test, gradient_collapsed, gradient_level, oscillating, smooth,
     stall_kind, stall_spans,
 )
 from core.runs import on_device, prepare_split, run_model, subsample_rows
@@ -51,8 +55,10 @@ from core.train import OPTIMIZERS, TrainConfig, make_loss, set_flat_params, vali
 # Stall kinds (stable keys; the training-log page shares them).
 CRITICAL = "critical point"  # the gradient is ~0 (critical_test; in a log: gradient_collapsed)
 OSCILLATION = "oscillation"  # the gradient is not ~0 but the loss does not fall
+SMALL_STEPS = "small steps"  # the gradient is not ~0, successive gradients aligned: the rate is too small
 UNCLEAR = "unclear"  # log rules only: the gradient neither collapsed nor bounces
-STALL_KINDS = (CRITICAL, OSCILLATION, UNCLEAR)
+STALL_KINDS = (CRITICAL, OSCILLATION, SMALL_STEPS, UNCLEAR)
+NOT_CRITICAL_KINDS = (OSCILLATION, SMALL_STEPS)  # stalls with a gradient that is not ~0
 # Point kinds beyond core.curvature.KINDS.
 NOT_CRITICAL = "not critical"
 NOT_CLASSIFIED = "not classified"
@@ -156,7 +162,7 @@ class Stall:
     stall: str  # stable key "S1", "S2", ...
     start: int  # first step of the span
     end: int  # last step of the span
-    kind: str  # CRITICAL, OSCILLATION or UNCLEAR
+    kind: str  # CRITICAL, OSCILLATION, SMALL_STEPS or UNCLEAR
     evidence: str  # "curvature" (critical_test at a snapshot) or "log" (gradient_collapsed / oscillating)
     loss_start: float  # smoothed loss at the start and end of the span
     loss_end: float
@@ -276,8 +282,9 @@ def detect_stalls(steps: pd.DataFrame, window: int = 100, rel_eps: float = 0.01)
     the median step spacing). A stall is core.rules.stall_spans of the loss smoothed over a tenth
     of a window: a stretch that fell by less than `rel_eps` per window (a falling loss is never a
     stall). Its kind: CRITICAL when the median gradient norm inside it collapsed
-    (core.rules.stall_kind: gradient_collapsed against core.rules.gradient_level), else OSCILLATION when
-    successive gradients point against each other (core.rules.oscillating), else UNCLEAR.
+    (core.rules.stall_kind: gradient_collapsed against core.rules.gradient_level), else SMALL_STEPS
+    when successive gradients point the same way, OSCILLATION when they point against each other
+    (core.rules.oscillating), else UNCLEAR.
     Returns one row per stall with DETECT_COLUMNS (start and end are `step` values).
 
     >>> t = np.arange(400)
@@ -620,12 +627,14 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
                      "(each costs one Hessian-vector product per parameter).")
     on_progress(1.0, "done")
 
-    # A stall judged with curvature takes its kind from critical_test at its snapshot.
+    # A stall judged with curvature takes its kind from core.rules.stall_kind at its snapshot
+    # (critical_test on the full gradient there; the cosine tells small steps from a bounce).
     judged = []
     for s in stalls:
         p = points.get(s.stall)
         if p is not None:
-            s = replace(s, point=p, evidence="curvature", kind=CRITICAL if p.test.critical else OSCILLATION)
+            kind = stall_kind(p.test.grad_norm, s.grad_early, s.cos_mean, p.eig_min, p.eig_max, p.test.loss_scale)
+            s = replace(s, point=p, evidence="curvature", kind=kind)
         judged.append(s)
     minibatch = batch < train_rows
     if minibatch:
@@ -705,12 +714,17 @@ def _stall_sentence(s: Stall, f: Findings) -> str:
         return (f"at {_span(s)}: the gradient collapsed (median |g| = {num(s.grad_median)}, "
                 f"{pct(s.grad_median / s.grad_early)} of the run's gradient level), the log rule for a critical point; "
                 "the Hessian was not computed for this stall.")
-    if s.kind == OSCILLATION:
+    if s.kind in NOT_CRITICAL_KINDS:
         if p is not None:
             head = (f"at {_span(s)} with a gradient that is not ~0: at step {p.step:,}, {_gain_clause(p.test)}, so "
                     "this is not a critical point.")
         else:
             head = f"at {_span(s)} with a gradient that did not collapse (median |g| = {num(s.grad_median)})."
+        if s.kind == SMALL_STEPS:
+            fell = (f"the loss still falls, only by less than {pct(f.rel_eps)} per {f.window:,}-step window (the "
+                    "stall threshold)" if s.rel_drop > 0 else "yet each is too short to lower the loss visibly")
+            return head + (f" {capital(cos)} (at or above {num(SMALL_STEP_COSINE)}): every step goes the same way "
+                           f"downhill and {fell}: the steps are too small (the learning rate is too low).")
         if oscillating(s.cos_mean):
             return head + f" {capital(cos)}: each step undoes the last, bouncing across a valley (the step is too " \
                           "large for the curvature)."
@@ -749,8 +763,10 @@ def make_verdict(f: Findings) -> Verdict:
     count = ""
     if len(f.stalls) > 1:
         kinds = [s.kind for s in f.stalls]
+        small = kinds.count(SMALL_STEPS)
         count = (f" {len(kinds)} stalls in all: {kinds.count(CRITICAL)} at a critical point, "
-                 f"{kinds.count(OSCILLATION)} with a gradient that is not ~0"
+                 f"{kinds.count(OSCILLATION) + small} with a gradient that is not ~0"
+                 + (f" ({small} with steps too small)" if small else "")
                  + (f", {kinds.count(UNCLEAR)} unclear." if UNCLEAR in kinds else "."))
     if f.final_loss > f.start_loss * (1 + f.rel_eps):
         return Verdict(
@@ -761,8 +777,8 @@ def make_verdict(f: Findings) -> Verdict:
             "Lower the learning rate by 10x or more; see the Learning rate page.")
     if not f.stalls:
         text = (f"No stall: no {f.window:,}-step window or longer was shown to fall by less than "
-                f"{pct(f.rel_eps)} per window beyond its step-to-step noise (the stall rule); "
-                f"{num(f.start_loss, 4)} → {num(f.final_loss, 4)}.{end}")
+                f"{pct(f.rel_eps)} per window beyond its step-to-step noise (the stall rule); the training loss "
+                f"went from {num(f.start_loss, 4)} to {num(f.final_loss, 4)} over {f.last_step:,} steps.{end}")
         if f.end is not None and f.end.test.critical:
             text += " The loss was still falling there, so the run is passing through this region, not stuck in it."
             return Verdict("info" if f.end.kind == "saddle point" else "good", text,
@@ -781,6 +797,10 @@ def make_verdict(f: Findings) -> Verdict:
         return Verdict("good" if f.end.kind == "local minimum" else "info", "Converged. " + text,
                        "More steps of the same optimizer will not lower the loss; if it is still too high, try a "
                        "larger model or another initialization.")
+    if s.kind == SMALL_STEPS:
+        return Verdict("warning", text, "Raise the learning rate (try 10x; the Learning rate page's range test finds "
+                                        "the largest stable one, and a warmup schedule lets a larger rate start "
+                                        "safely), or use an adaptive optimizer (Adam, RMSprop).")
     if s.kind == OSCILLATION:
         return Verdict("warning", text, "Lower the learning rate, decay it with a schedule, or use an adaptive "
                                         "optimizer (Adam, RMSprop); see the Learning rate page.")
@@ -793,6 +813,8 @@ def make_verdict(f: Findings) -> Verdict:
 
 # --------------------------------------------------------------------------- the lecture's example
 TOY_LOSS_SCALE = 1.0  # the toy loss at the origin, (1 - 0)^2: the scale of what training removes
+TOY_LOSS_FLOOR = 0.0  # the toy loss's lowest value: a square, 0 exactly on the valley w1*w2 = 1
+VALLEY_MINIMUM = "minimum (valley)"  # the map's label for a point of the valley of minima
 
 
 @dataclass(eq=False)
@@ -810,6 +832,9 @@ class ToyPoint:
     sentence: str
     escape_direction: np.ndarray | None
     arrow: pd.DataFrame  # x, y, x2, y2, angle, what: the arrow drawn on the map
+    # A critical point whose Hessian is degenerate but has no negative eigenvalue, with the loss at
+    # the surface's known lowest value (within CRITICAL_GAIN of the scale): a minimum on the valley.
+    valley_minimum: bool = False
 
     @property
     def hessian_frame(self) -> pd.DataFrame:
@@ -828,10 +853,14 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
     lecture's toy loss (critical_test with the origin's loss, 1, as the scale).
 
     The arrow is the escape direction (both ways) at a saddle, else the negative gradient.
+    Where the Hessian cannot classify the point (a zero eigenvalue) the loss's known floor can:
+    no negative eigenvalue and the loss at its lowest possible value is a minimum (`valley_minimum`).
 
     >>> p = toy_point(0.0, 0.0)
     >>> p.kind, p.eigenvalues.tolist(), p.hessian.tolist()
     ('saddle point', [-2.0, 2.0], [[0.0, -2.0], [-2.0, 0.0]])
+    >>> toy_point(1.0, 1.0).valley_minimum
+    True
     """
     from core.curvature import hessian_matrix
 
@@ -853,8 +882,25 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
         ends, what = [], ""
     rows = [dict(x=w1, y=w2, x2=w1 + d[0], y2=w2 + d[1], angle=float(np.degrees(np.arctan2(d[0], d[1]))),
                  what=what) for d in ends]
-    return ToyPoint(np.array([w1, w2], dtype=float), p.loss, g, H, vals, vecs, p.kind, p.test, point_sentence(p),
-                    escape, pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "angle", "what"]))
+    valley = (p.test.critical and p.kind == "flat (degenerate)" and p.eig_min >= -p.tolerance
+              and p.loss - TOY_LOSS_FLOOR <= CRITICAL_GAIN * TOY_LOSS_SCALE)
+    sentence = toy_valley_sentence(p) if valley else point_sentence(p)
+    return ToyPoint(np.array([w1, w2], dtype=float), p.loss, g, H, vals, vecs, p.kind, p.test, sentence,
+                    escape, pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "angle", "what"]), valley)
+
+
+def toy_valley_sentence(p: Point) -> str:
+    """The toy point on the valley of minima, worded: critical, the loss at its floor, and why the
+    Hessian (zero along the valley) cannot say so alone."""
+    if p.loss == TOY_LOSS_FLOOR:
+        floor = f"the loss is {num(p.loss)}, the lowest value this surface can take"
+    else:
+        floor = (f"the loss, {num(p.loss)}, is within {pct(CRITICAL_GAIN)} of the origin's loss of the lowest value "
+                 f"this surface can take ({num(TOY_LOSS_FLOOR)})")
+    return (f"A critical point: {_gain_clause(p.test)}, and {floor}: a minimum, one of the valley of minima "
+            f"w1·w2 = 1. The Hessian has no negative eigenvalue (λ_min = {num(p.eig_min)}, zero within tolerance; "
+            f"λ_max = {num(p.eig_max)}): it is zero along the valley, where the loss does not change, which is why "
+            "the second-order test alone cannot classify this point.")
 
 
 def toy_map(n: int = 61) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -869,8 +915,9 @@ def toy_map(n: int = 61) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     cells = grid(surface, n=n)
     marks = []
     for m in surface.critical_points:
-        kind = toy_point(m.x, m.y).kind
+        p = toy_point(m.x, m.y)
         # Valley points are global minima whose Hessian is singular (flat along the valley).
+        kind = VALLEY_MINIMUM if p.valley_minimum else p.kind
         label = "saddle" if kind == "saddle point" else "min"
         marks.append(dict(x=m.x, y=m.y, kind=kind, label=label))
     (x0, x1), _ = surface.bounds
