@@ -193,7 +193,8 @@ def test_single_seed_uses_the_runs_own_tail_noise(moons):
             assert comp.winner == (a if diff < 0 else b)
         else:
             assert comp.winner is None
-    assert "seeds" not in r.verdict.text  # one seed: no "mean of n seeds"
+    assert "mean of" not in r.verdict.text  # one seed: no "mean of n seeds"
+    assert "run-to-run" not in r.verdict.text  # one seed has no run-to-run noise
 
 
 def test_choice_rule_on_constructed_groups():

@@ -102,9 +102,18 @@ def test_words_agree_with_the_numbers(moons, optimizer, lr):
             assert groups[w].mean < groups[l].mean
             assert f"{names[w]} trained better: {num(groups[w].mean)} vs {num(groups[l].mean)}".lower() in \
                 r.verdict.text.lower()
-    if r.choice.kind == "schedule":  # named only when it beat the constant rate
+    for key, comp in r.rivals.items():  # the best-mean winner against each other schedule
+        assert comp.a == r.choice.key and comp.b == key
+        if comp.winner is not None:
+            assert groups[comp.winner].mean < groups[comp.loser].mean
+    if r.choice.kind == "schedule":  # named only when it beat the constant rate and every other schedule
         assert r.comparisons[r.choice.key].winner == r.choice.key
+        assert all(c.winner == r.choice.key for c in r.rivals.values())
         assert f"{names[r.choice.key]} is the schedule to use" in r.verdict.text
+    elif r.choice.kind == "tied":  # beat the constant rate, but not every other schedule: no single best
+        assert r.comparisons[r.choice.key].winner == r.choice.key
+        assert r.choice.tied and all(r.rivals[k].winner is None for k in r.choice.tied)
+        assert "is the schedule to use" not in r.verdict.text and "No single schedule is best" in r.verdict.text
     else:
         assert all(c.winner != k for k, c in r.comparisons.items())
         assert "No schedule trained clearly better" in r.verdict.text

@@ -71,41 +71,64 @@ def rate_phrase(rt: lr_range.Result) -> str:
         versus = f"tail training loss {num(best.mean)} vs {num(valley.mean)} at the valley"
     else:
         versus = "training at the valley diverged"
-    seeds = f", mean of {len(best.seeds)} seeds" if len(best.seeds) > 1 else ""
-    return f"{word} the range test's valley {v}, which trained clearly better in the check: {versus}{seeds}"
+    if len(best.seeds) > 1:
+        return f"{word} the range test's valley {v}, which trained clearly better in the check: {versus}, " \
+               f"mean of {len(best.seeds)} seeds"
+    return f"{word} the range test's valley {v}, which trained better in the check's one run: {versus}; " \
+           "one seed cannot tell that from luck"
 
 
 def recommend(rt: lr_range.Result | None, tr: lr_schedules.Result | None) -> Verdict:
     """The page's answer: a rate (from the range test's check) and a schedule (from the schedule
-    comparison, named only when it beat the constant rate beyond the noise)."""
+    comparison, named only when it beat the constant rate and every other schedule beyond the
+    noise). No rate when the range test's loss never fell, no checked rate trained, or every
+    schedule run at the chosen rate diverged."""
     if rt is None or rt.recommended_lr is None:
-        reason = "the range test found no valley" if rt is None or rt.valley_lr is None else \
-            "every rate in the range test's check diverged in some seed"
-        return Verdict("problem", f"No rate to recommend: {reason}.",
-                       "Lower the range test's start rate, or its end rate.")
+        kind = "no_valley" if rt is None else rt.choice.kind
+        reason = {
+            "no_valley": "the range test found no valley",
+            "never_fell": "no rate in this range trained: the range test's loss never fell below its start "
+                          "beyond the noise",
+            "nothing_trained": "no rate in this range trained: no checked rate lowered the training loss "
+                               "beyond the noise",
+        }.get(kind, "every rate in the range test's check diverged in some seed")
+        advice = lr_range.widen_advice(rt) if kind in ("never_fell", "nothing_trained") else \
+            "Lower the range test's start rate, or its end rate."
+        return Verdict("problem", f"No rate to recommend: {reason}.", advice)
     lr = rt.recommended_lr
     text = f"Use {rt.optimizer} at lr {num(lr)} ({rate_phrase(rt)})"
     if tr is None:
         return Verdict("info", text + ".")
     same = tr.config.optimizer == rt.optimizer and math.isclose(tr.config.lr, lr, rel_tol=1e-9)
     names = lr_schedules.labels(tr)
+    one_seed = tr.config.seeds == 1
+    luck = "; with one seed that may be the seed's luck" if one_seed else ""
     if same:
-        if tr.choice.kind == "schedule":
+        if tr.choice.kind in ("schedule", "tied"):
             key = tr.choice.key
             comp = tr.comparisons.get(key)
             groups = {g.key: g for g in tr.groups}
             versus = (f"tail training loss {num(groups[key].mean)} vs {num(groups['constant'].mean)} at a constant rate"
                       if groups["constant"].stable else "the constant rate diverged")
             extra = f", mean of {comp.n_a} seeds" if comp is not None and comp.n_a > 1 else ""
-            return Verdict("good", text + f", with the {names[key]} schedule: it trained better than a constant "
-                           f"rate over {tr.config.steps:,} steps ({versus}{extra}).")
+            if tr.choice.kind == "tied":
+                others = " or ".join(names[k] for k in tr.choice.tied)
+                return Verdict("good" if not one_seed else "info", text + f", with a schedule: {names[key]} trained "
+                               f"better than a constant rate over {tr.config.steps:,} steps ({versus}{extra}), but "
+                               f"not clearly better than {others}{luck}.")
+            return Verdict("good" if not one_seed else "info", text + f", with the {names[key]} schedule: it "
+                           f"trained better than a constant rate{' and every other schedule' if tr.rivals else ''} "
+                           f"over {tr.config.steps:,} steps ({versus}{extra}){luck}.")
         if tr.choice.kind == "constant":
             return Verdict("good", text + f", with a constant rate: no schedule trained clearly better over "
                            f"{tr.config.steps:,} steps.")
-        return Verdict("warning", text + ", but every schedule run at that rate diverged.",
-                       "Lower the rate or add a warmup.")
+        return Verdict("problem", f"No rate to recommend: at lr {num(lr)} ({rate_phrase(rt)}) every schedule run "
+                       f"diverged on the schedules tab.", "Lower the rate or add a warmup.")
     if tr.choice.kind == "schedule":
         other = f"the {names[tr.choice.key]} schedule trained better than a constant rate"
+    elif tr.choice.kind == "tied":
+        other = (f"the {names[tr.choice.key]} schedule trained better than a constant rate, but not clearly better "
+                 f"than {' or '.join(names[k] for k in tr.choice.tied)}")
     elif tr.choice.kind == "constant":
         other = "no schedule trained clearly better than a constant rate"
     else:

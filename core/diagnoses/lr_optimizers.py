@@ -24,7 +24,7 @@ from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits import lr as kit
 from core.findings import Comparison
-from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
+from core.diagnoses.words import capital, divergence_sentence, num
 from core.lab import LabSetup
 from core.train import TrainConfig
 
@@ -147,18 +147,22 @@ def verdict(result: Result) -> Verdict:
     if not result.best:
         return Verdict("problem", "Every optimizer diverged. " + " ".join(diverged), "Lower the rates.")
     names = {g.key: f"{g.key} (lr {num(g.lr)})" for g in result.groups}
-    seeds = f", {c.seeds} seeds each" if c.seeds > 1 else ""
-    head = f"After {c.steps:,} steps{seeds}:"
-    sentences = [capital(comparison_sentence(comp, names, "trained", "better", "tail training loss"))
+    one_seed = c.seeds == 1
+    head = f"Each optimizer trained {c.steps:,} steps, " + ("one seed." if one_seed else f"{c.seeds} seeds each.")
+    sentences = [kit.comparison_text(comp, names)
                  for key, comp in result.comparisons.items() if {g.key: g for g in result.groups}[key].stable]
     beaten = [k for k, comp in result.comparisons.items() if comp.winner == result.best]
     others = [k for k in result.comparisons]
+    noise = "its own step-to-step noise" if one_seed else "the run-to-run noise"
     if others and len(beaten) == len(others):
-        end = f"{capital(result.best)} trained best of all, beyond the run-to-run noise."
-        kind = "good"
+        end = f"{capital(result.best)} trained best of all" + (
+            f" in this one run (beyond {noise}). {kit.ONE_SEED_CAVEAT}" if one_seed else f", beyond {noise}.")
+        kind = "info" if one_seed else "good"
     elif others:
         end = (f"{capital(result.best)} has the lowest tail loss, but not clearly below every other optimizer: "
-               "the difference is within the noise for some.")
+               f"the difference is within {noise} for some.")
+        if one_seed and beaten:
+            end += " " + kit.ONE_SEED_CAVEAT
         kind = "info"
     else:
         end = f"Only {result.best} ran."  # nothing to compare with

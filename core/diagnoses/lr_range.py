@@ -9,10 +9,13 @@
 2. The check: train at 0.1x, 1x and 10x the valley, each with `seeds` seeds, and compare them on
    the tail training loss (the mean of each run's last 20% of steps) with
    core.findings.compare: Welch's t-test across seeds, or the runs' own tail noise.
-3. The choice (`choose_rate`): the valley, unless the check found a rate that trained clearly
-   better; then the rate with the lowest mean, which no other rate can have beaten. A rate that
-   diverged in any seed is never chosen. So the recommendation never names a rate its own check
-   beat.
+3. The choice (`choose_rate`): nothing when the test's loss never fell (`range_fall`: the batch
+   losses around the valley not below the untrained model's loss beyond their noise: the
+   "valley" is noise) or when no checked rate lowered the training loss (`kit.trained`);
+   otherwise the valley, unless the check found a rate that trained clearly better; then the
+   rate with the lowest mean, which no other rate can have beaten. A rate that diverged in any
+   seed, or did not train, is never chosen. So the recommendation never names a rate its own
+   check beat, nor one under which the loss did not fall.
 
 >>> from core.data import load_builtin
 >>> r = run(load_builtin("moons"), LabSetup(), Config(num_steps=60, check_steps=0))
@@ -29,8 +32,8 @@ import pandas as pd
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits import lr as kit
-from core.findings import Comparison
-from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
+from core.findings import Comparison, compare, tail_noise
+from core.diagnoses.words import divergence_sentence, num
 from core.lab import LabSetup
 from core.rules import Divergence
 from core.runs import run_model
@@ -171,6 +174,24 @@ def analyze_range(lrs, raw_losses, num_steps: int | None = None, beta: float = B
     return RangeAnalysis(smoothed, stop, end, (lo, hi), v, s)
 
 
+def range_fall(raw_losses, valley_index: int, start_loss: float, half_width: int) -> Comparison:
+    """Did the range test's loss fall by the valley: the raw batch losses within `half_width`
+    steps of it against the untrained model's loss on the whole training split (findings.compare,
+    single-run path: the difference must pass NOISE_MULTIPLE x the window's own noise, its
+    detrended standard error). `winner == "valley"` when it fell beyond the noise.
+
+    >>> range_fall([0.7, 0.69, 0.71, 0.7, 0.69, 0.71, 0.7], 3, 0.7, 3).winner is None
+    True
+    >>> range_fall([0.7, 0.5, 0.31, 0.3, 0.29, 0.3, 0.31], 4, 0.7, 2).winner
+    'valley'
+    """
+    raw = np.asarray(raw_losses, dtype=float)
+    window = raw[max(0, valley_index - half_width): valley_index + half_width + 1]
+    window = window[np.isfinite(window)]
+    return compare("train_loss", "start", [start_loss], "valley", window.tolist(), higher_is_better=False,
+                   noise=tail_noise(window, share=1.0), split="train")
+
+
 # ============================================================================ config, findings, result
 
 
@@ -194,7 +215,9 @@ class RateChoice:
     kind: "confirmed" (the valley beat both other rates), "no_clear_difference" (nothing beat
     the valley), "higher" / "lower" (10x / 0.1x trained clearly better than the valley: it is
     chosen), "unchecked" (no check ran: the valley), "no_stable_rate" (every checked rate
-    diverged in some seed), "no_valley" (the test suggested nothing).
+    diverged in some seed), "no_valley" (the test suggested nothing), "never_fell" (the test's
+    loss at the valley was not below its start beyond the noise: nothing to recommend),
+    "nothing_trained" (no checked rate lowered the training loss beyond the noise).
     """
 
     kind: str
@@ -211,12 +234,15 @@ class Result:
     record: pd.DataFrame  # step, lr, loss (raw batch loss), smoothed, in_window (used by suggestions)
     stop_step: int | None  # where the stopping rule fired (smoothed loss > 4x best), None if it never did
     divergence: Divergence | None  # the test's run diverged by core.rules (core.train stopped there)
+    start_loss: float  # the untrained model's loss on the training split (the range test's seed)
+    fell: Comparison | None  # range_fall at the valley (None without a valley)
     valley_lr: float | None
     steep_lr: float | None
     valley_step: int | None
     steep_step: int | None
     groups: list[kit.RunGroup]  # the check: one group per factor, in CHECK_FACTORS order
     comparisons: dict[tuple[str, str], Comparison]  # (a, b) -> compare_groups(a, b)
+    trained: dict[str, bool]  # check key -> kit.trained(group): did that rate lower the loss in every seed
     choice: RateChoice
     check: pd.DataFrame  # one row per checked rate (kit.summary_table) plus factor
     check_curves: pd.DataFrame  # run, step, loss_mean, loss_lo, loss_hi, seeds
@@ -247,8 +273,11 @@ def validate(config: Config) -> None:
 
 
 def choose_rate(groups: dict[str, kit.RunGroup], comparisons: dict[tuple[str, str], Comparison],
-                valley_lr: float | None) -> RateChoice:
-    """The valley unless the check beat it; see the module docstring.
+                valley_lr: float | None, fell: bool = True,
+                trained: dict[str, bool] | None = None) -> RateChoice:
+    """The valley unless the check beat it; nothing when the test's loss never fell (`fell`
+    False) or no checked rate trained (`trained`: kit.trained per group; None = not judged);
+    see the module docstring.
 
     >>> from core.diagnoses._kits.lr import RunGroup, compare_groups
     >>> g = {k: RunGroup(k, f, (0,), (t,), (0.001,), (t,), (None,), pd.DataFrame())
@@ -259,6 +288,8 @@ def choose_rate(groups: dict[str, kit.RunGroup], comparisons: dict[tuple[str, st
     """
     if valley_lr is None:
         return RateChoice("no_valley", None, None, None)
+    if not fell:
+        return RateChoice("never_fell", None, None, None)
     if not groups:
         return RateChoice("unchecked", "1x", 1.0, valley_lr)
     factors = {key: factor for factor, key in CHECK_KEYS.items()}
@@ -270,8 +301,12 @@ def choose_rate(groups: dict[str, kit.RunGroup], comparisons: dict[tuple[str, st
     stable = [g for g in groups.values() if g.stable]
     if not stable:
         return RateChoice("no_stable_rate", None, None, None)
+    if trained is not None:  # a rate under which the loss did not fall is no candidate
+        stable = [g for g in stable if trained[g.key]]
+        if not stable:
+            return RateChoice("nothing_trained", None, None, None)
     valley_group = groups["1x"]
-    if valley_group.stable and not beaten_by:
+    if valley_group in stable and not beaten_by:
         others = {k for k in groups if k != "1x"}
         kind = "confirmed" if beats.get("1x", set()) >= others else "no_clear_difference"
         return RateChoice(kind, "1x", 1.0, valley_group.lr)
@@ -317,6 +352,9 @@ def run(data: Dataset, setup: LabSetup, config: Config, on_progress: Progress | 
                            "smoothed": a.smoothed[:end]})
     record["in_window"] = (record["step"] >= a.window[0]) & (record["step"] < a.window[1])
     v_lr = float(lrs[a.valley]) if a.valley is not None else None
+    start_loss = float(rec.start.train_loss)
+    fell = (range_fall(raw[:end], a.valley, start_loss, max(5, config.num_steps // 20))
+            if a.valley is not None else None)
     s_lr = float(lrs[a.steep]) if a.steep is not None else None
 
     groups: dict[str, kit.RunGroup] = {}
@@ -331,7 +369,8 @@ def run(data: Dataset, setup: LabSetup, config: Config, on_progress: Progress | 
     keys = list(groups)
     comparisons = {(x, y): kit.compare_groups(groups[x], groups[y])
                    for i, x in enumerate(keys) for y in keys[i + 1:]}
-    choice = choose_rate(groups, comparisons, v_lr)
+    trained = {k: kit.trained(g) for k, g in groups.items()}
+    choice = choose_rate(groups, comparisons, v_lr, fell is None or fell.winner == "valley", trained)
     check = kit.summary_table(list(groups.values()))
     if len(check):
         check.insert(1, "factor", [f for f in CHECK_FACTORS if CHECK_KEYS[f] in groups])
@@ -343,8 +382,8 @@ def run(data: Dataset, setup: LabSetup, config: Config, on_progress: Progress | 
     elif a.stop is None:
         notes.append(f"The smoothed loss never passed {STOP_FACTOR:g}x its best: the test ran to {config.end_lr:g}. "
                      "A higher end rate would show where training breaks.")
-    result = Result(record, a.stop, rec.divergence, v_lr, s_lr, a.valley, a.steep, list(groups.values()),
-                    comparisons, choice, check, curves, config.optimizer, config,
+    result = Result(record, a.stop, rec.divergence, start_loss, fell, v_lr, s_lr, a.valley, a.steep,
+                    list(groups.values()), comparisons, trained, choice, check, curves, config.optimizer, config,
                     Verdict("info", ""), notes)
     result.verdict = verdict(result)
     return result
@@ -367,15 +406,34 @@ def check_sentences(result: Result) -> list[str]:
             where = f" (in {g.n_diverged} of {len(g.seeds)} seeds)" if len(g.seeds) > 1 else ""
             out.append(divergence_sentence(g.first_divergence, what).rstrip(".") + where + ".")
     anchor = result.choice.key if result.choice.key in groups else "1x"
+    for g in result.groups:
+        if g.stable and not result.trained.get(g.key, True):
+            every = " in every seed" if len(g.seeds) > 1 else ""
+            out.append(f"Training at {LABELS[g.key]} (lr {num(g.lr)}) did not lower the training loss beyond its "
+                       f"noise{every}: {num(g.mean)} over its last 20% of steps vs {num(g.start_mean)} before "
+                       "training" + (" (means over seeds)." if len(g.seeds) > 1 else "."))
     for (a, b), comp in result.comparisons.items():
         if anchor not in (a, b) or not (groups[a].stable and groups[b].stable):
             continue
-        out.append(capital(comparison_sentence(comp, LABELS, "trained", "better",
-                                               f"tail training loss (last 20% of {result.config.check_steps} steps)")))
+        out.append(kit.comparison_text(comp, LABELS,
+                                       f"tail training loss (last 20% of {result.config.check_steps} steps)"))
     if seeds > 1 and out:
         out.append(f"Each rate ran with {seeds} seeds; a difference counts only when Welch's t-test across them "
                    "says so (p < 0.05).")
+    elif out and any(c.winner is not None for c in result.comparisons.values()):
+        out.append(kit.ONE_SEED_CAVEAT)
     return out
+
+
+def fall_sentence(result: Result) -> str:
+    """The range test's loss at the valley against its start, when it did not fall beyond the noise."""
+    f = result.fell
+    if f is None or f.winner == "valley":
+        return ""
+    at = f.value("valley")
+    how = "rose above its start" if f.winner == "start" else "stayed at its start, within its noise"
+    return (f"The loss never fell: around the valley the batch loss {how} ({num(at)} vs "
+            f"{num(f.value('start'))} before training), so the valley is noise and no rate in this range trained.")
 
 
 def choice_sentence(choice: RateChoice, result: Result) -> str:
@@ -387,13 +445,19 @@ def choice_sentence(choice: RateChoice, result: Result) -> str:
         return f"The check did not run: the valley ({num(v)}) is the suggestion, untested."
     if choice.kind == "no_stable_rate":
         return "Every checked rate diverged in at least one seed: none can be recommended."
+    if choice.kind == "never_fell":
+        return "No rate to recommend from this range."
+    if choice.kind == "nothing_trained":
+        return ("No checked rate lowered the training loss beyond the noise: no rate in this range trained, "
+                "none can be recommended.")
     if choice.kind == "confirmed":
         return f"The check confirms the valley: lr {num(choice.lr)} trained better than a tenth and ten times it."
     if choice.kind == "no_clear_difference":
         return (f"Nothing in the check trained clearly better than the valley, so the suggestion stays "
                 f"lr {num(choice.lr)}.")
     word = "ten times" if choice.kind == "higher" else "a tenth of"
-    return (f"The valley is not the best rate here: {word} it, lr {num(choice.lr)}, trained clearly better, "
+    clearly = "clearly better" if result.config.seeds > 1 else "better in this one run"
+    return (f"The valley is not the best rate here: {word} it, lr {num(choice.lr)}, trained {clearly}, "
             f"so that is the suggestion" + (" (higher rates were not tried)." if choice.kind == "higher" else "."))
 
 
@@ -414,8 +478,8 @@ def verdict(result: Result) -> Verdict:
                  f"passed {STOP_FACTOR:g}x its best (fastai's stopping rule).")
     else:
         text += "."
-    sentences = [text, *check_sentences(result), choice_sentence(choice, result)]
-    body = " ".join(sentences)
+    sentences = [text, fall_sentence(result), *check_sentences(result), choice_sentence(choice, result)]
+    body = " ".join(s for s in sentences if s)
     if choice.kind == "confirmed":
         return Verdict("good", body)
     if choice.kind in ("no_clear_difference", "unchecked"):
@@ -426,4 +490,17 @@ def verdict(result: Result) -> Verdict:
     if choice.kind == "lower":
         return Verdict("warning", body, f"Train at lr {num(choice.lr)}: the valley was too aggressive for a run "
                        "this long.")
+    if choice.kind in ("never_fell", "nothing_trained"):
+        return Verdict("problem", body, widen_advice(result))
     return Verdict("problem", body, "Lower the rates: start the range test lower or end it lower.")
+
+
+def widen_advice(result: Result) -> str:
+    """Where to look when no rate in the range trained: lower when the loss rose from the start,
+    higher (or longer) otherwise."""
+    f = result.fell
+    if f is not None and f.winner == "start":
+        return "The loss rose from the start: try a lower range (a lower start and end rate)."
+    if result.choice.kind == "nothing_trained" and (f is None or f.winner == "valley"):
+        return "Try a wider or higher range, or more check steps."
+    return f"Try a wider or higher range: raise the end rate (this test ended at {num(result.config.end_lr)})."

@@ -4,7 +4,8 @@ Every run trains the lab model from the same initial weights and batches (per se
 core.train; only the rate per step differs (core.schedules' torch twins). Each configuration runs
 with `seeds` seeds and is compared with the constant rate on the tail training loss (the mean of
 the last 20% of steps) by core.findings.compare; a schedule is called better only when
-it beats the constant rate beyond the run-to-run noise.
+it beats the constant rate beyond the run-to-run noise, and the best only when it also beats every
+other schedule (otherwise the schedules are tied, and the verdict says which).
 
 >>> from core.data import load_builtin
 >>> r = run(load_builtin("moons"), LabSetup(), Config(lr=0.02, steps=40, seeds=1, schedules=(("cosine", ()),)))
@@ -13,7 +14,7 @@ it beats the constant rate beyond the run-to-run noise.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits import lr as kit
 from core.findings import Comparison
-from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
+from core.diagnoses.words import capital, divergence_sentence, num
 from core.lab import LabSetup
 from core.train import TrainConfig
 
@@ -46,11 +47,14 @@ class Config:
 
 @dataclass(frozen=True)
 class ScheduleChoice:
-    """kind: "schedule" (`key` beat the constant rate, and has the lowest mean of those that
-    did), "constant" (no schedule beat it; `key` = "constant"), "none" (every run diverged)."""
+    """kind: "schedule" (`key` beat the constant rate and every other schedule), "tied" (`key`,
+    the lowest mean of the schedules that beat the constant rate, did not beat the schedules in
+    `tied` beyond the noise), "constant" (no schedule beat it; `key` = "constant"), "none" (every
+    run diverged)."""
 
     kind: str
     key: str | None
+    tied: tuple[str, ...] = ()  # with kind "tied": the other schedules `key` did not clearly beat
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Result:
     config: Config
     verdict: Verdict
     notes: list[str]
+    rivals: dict[str, Comparison] = field(default_factory=dict)  # other schedule -> compare_groups(best, it)
 
     @property
     def best(self) -> str:
@@ -112,19 +117,31 @@ def run(data: Dataset, setup: LabSetup, config: Config, on_progress: Progress | 
         rates.append(pd.DataFrame({"run": key, "step": shown, "lr": lrs}))
     constant = groups[0]
     comparisons = {g.key: kit.compare_groups(g, constant) for g in groups[1:]}
-    choice = choose(groups, comparisons)
+    by_key = {g.key: g for g in groups}
+    best = lowest_winner(groups, comparisons)
+    rivals = {g.key: kit.compare_groups(by_key[best], g) for g in groups[1:] if best and g.key != best}
+    choice = choose(groups, comparisons, rivals)
     result = Result(groups, comparisons, choice, kit.summary_table(groups), kit.curves_frame(groups),
-                    pd.concat(rates, ignore_index=True), config, Verdict("info", ""), notes)
+                    pd.concat(rates, ignore_index=True), config, Verdict("info", ""), notes, rivals)
     result.verdict = verdict(result)
     return result
 
 
-def choose(groups: list[kit.RunGroup], comparisons: dict[str, Comparison]) -> ScheduleChoice:
-    """The schedule with the lowest mean among those that beat the constant rate; else constant
-    (if it did not diverge; else the stable schedule with the lowest mean); "none" if all diverged."""
+def lowest_winner(groups: list[kit.RunGroup], comparisons: dict[str, Comparison]) -> str | None:
+    """The schedule with the lowest mean among those that beat the constant rate (None if none did)."""
     winners = [g for g in groups[1:] if comparisons[g.key].winner == g.key]
-    if winners:
-        return ScheduleChoice("schedule", min(winners, key=lambda g: g.mean).key)
+    return min(winners, key=lambda g: g.mean).key if winners else None
+
+
+def choose(groups: list[kit.RunGroup], comparisons: dict[str, Comparison],
+           rivals: dict[str, Comparison] | None = None) -> ScheduleChoice:
+    """The schedule with the lowest mean among those that beat the constant rate, when it also beat
+    every other schedule (`rivals`: other -> compare_groups(it, other)); "tied" when it did not;
+    else constant (if it did not diverge); "none" if all diverged."""
+    best = lowest_winner(groups, comparisons)
+    if best is not None:
+        tied = tuple(k for k, comp in (rivals or {}).items() if comp.winner != best)
+        return ScheduleChoice("tied", best, tied) if tied else ScheduleChoice("schedule", best)
     if groups[0].stable:
         return ScheduleChoice("constant", "constant")
     stable = [g for g in groups if g.stable]
@@ -145,7 +162,7 @@ def verdict(result: Result) -> Verdict:
     """The training tab's verdict, from the groups, comparisons and choice only."""
     c = result.config
     names = labels(result)
-    head = f"With {c.optimizer} at lr {num(c.lr)} over {c.steps:,} steps" + (f" ({c.seeds} seeds each)" if c.seeds > 1 else "")
+    head = f"With {c.optimizer} at lr {num(c.lr)} over {c.steps:,} steps" + (f", {c.seeds} seeds each" if c.seeds > 1 else ", one seed")
     diverged = []
     for g in result.groups:
         if not g.stable:
@@ -154,20 +171,39 @@ def verdict(result: Result) -> Verdict:
     if result.choice.kind == "none":
         return Verdict("problem", f"{head}, every run diverged. " + " ".join(diverged),
                        "Lower the base rate (the range test suggests one).")
+    groups = {g.key: g for g in result.groups}
     sentences = []
     for key, comp in result.comparisons.items():
-        groups = {g.key: g for g in result.groups}
         if groups[key].stable and result.groups[0].stable:
-            sentences.append(capital(comparison_sentence(comp, names, "trained", "better", "tail training loss")))
+            sentences.append(kit.comparison_text(comp, names))
+    for key, comp in result.rivals.items():
+        if groups[key].stable:
+            sentences.append(kit.comparison_text(comp, names))
+    one_seed = c.seeds == 1
+    claims = any(comp.winner is not None for comp in [*result.comparisons.values(), *result.rivals.values()])
     if result.choice.kind == "schedule":
         best = names[result.choice.key]
-        end = f"{capital(best)} is the schedule to use at this rate."
-        kind = "good"
+        beat = "the constant rate and every other schedule" if result.rivals else "the constant rate"
+        end = f"{capital(best)} is the schedule to use at this rate: it beat {beat}" + \
+            (" in this one run." if one_seed else ".")
+        kind = "info" if one_seed else "good"
+    elif result.choice.kind == "tied":
+        others = _and([names[k] for k in result.choice.tied])
+        end = (f"No single schedule is best: {names[result.choice.key]} trained better than the constant rate, "
+               f"but not clearly better than {others}.")
+        kind = "info"
     else:
         end = "No schedule trained clearly better than the constant rate at this rate and length."
         kind = "info"
-    text = f"{head}: " + " ".join(sentences + diverged + [end])
+    if one_seed and claims:
+        end += " " + kit.ONE_SEED_CAVEAT
+    text = f"{head}. " + " ".join(sentences + diverged + [end])
     if diverged:
         return Verdict("warning", text, "A warmup or a lower base rate avoids the blow-up.")
     return Verdict(kind, text)
 
+
+
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -24,6 +24,7 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, no_progress, sub_progress
+from core.diagnoses.words import capital, cells, factor, num, pct
 from core.findings import Comparison, compare
 from core.lab import LabSetup
 from core.rules import Divergence, smooth
@@ -141,6 +142,7 @@ class RunGroup:
     val: tuple[float, ...]
     divergences: tuple[Divergence | None, ...]
     curve: pd.DataFrame
+    start: tuple[float, ...] = ()  # per seed: the training split's loss before the first update
 
     @property
     def n_diverged(self) -> int:
@@ -170,6 +172,11 @@ class RunGroup:
         return float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
 
     @property
+    def start_mean(self) -> float:
+        """Mean over seeds of the training split's loss before the first update."""
+        return float(np.mean(self.start)) if self.start else float("nan")
+
+    @property
     def val_mean(self) -> float:
         """Mean final validation loss over seeds that did not diverge."""
         finite = [v for v, d in zip(self.val, self.divergences) if d is None and math.isfinite(v)]
@@ -189,7 +196,7 @@ def train_group(split: Split, setup: LabSetup, config: TrainConfig, key: str, n_
     weights and batch order on the shared split; keep the numbers and a mean-and-spread curve."""
     on_progress = on_progress or no_progress
     seeds = tuple(seeds_for(setup, n_seeds))
-    tails, noises, vals, divs, curves = [], [], [], [], []
+    tails, noises, vals, divs, curves, starts = [], [], [], [], [], []
     for i, seed in enumerate(seeds):
         progress = sub_progress(on_progress, i / len(seeds), (i + 1) / len(seeds))
         rec = run_model(split, setup, replace(config, seed=seed, eval_every=EVAL_EVERY), key=key,
@@ -198,13 +205,14 @@ def train_group(split: Split, setup: LabSetup, config: TrainConfig, key: str, n_
         tails.append(float("nan") if div is not None else rec.tail_loss)
         noises.append(rec.tail_noise)
         vals.append(rec.end.val_loss)
+        starts.append(rec.start.train_loss)
         divs.append(div)
         losses = rec.history.steps["loss"].to_numpy(dtype=float)
         if div is not None:
             losses = losses[:-1]  # the divergent step's loss is not part of the curve's level
         curves.append(losses)
     return RunGroup(key, config.lr, seeds, tuple(tails), tuple(noises), tuple(vals), tuple(divs),
-                    band(curves, config.max_steps or 1))
+                    band(curves, config.max_steps or 1), tuple(starts))
 
 
 def band(curves: Sequence[np.ndarray], total_steps: int) -> pd.DataFrame:
@@ -264,3 +272,89 @@ def summary_table(groups: Sequence[RunGroup]) -> pd.DataFrame:
     if len(frame):
         frame["first_diverged_at"] = frame["first_diverged_at"].astype("Int64")
     return frame
+
+
+def trained(group: RunGroup) -> bool:
+    """Did the group train at all: in every seed, the tail training loss below that seed's start
+    (the whole training split's loss before the first update) beyond the run's own tail noise
+    (findings.compare, single-run path). Per seed, because the start differs from seed to seed
+    more than a slow but real fall; a claim must hold across the seeds. A group with a diverged
+    seed did not train."""
+    if not group.stable or len(group.start) != len(group.tail):
+        return False
+    return all(compare("train_loss", "start", [s], group.key, [t], higher_is_better=False, noise=n,
+                       split="train").winner == group.key
+               for s, t, n in zip(group.start, group.tail, group.noise))
+
+
+# ---------------------------------------------------------------------------- wording shared by the tabs
+
+ONE_SEED_CAVEAT = ("With one seed the page cannot tell a real difference from the seed's luck: use 3 or more "
+                   "seeds.")
+
+
+def lead(winner_value: float, loser_value: float) -> str:
+    """How much lower a loss is than another, with enough digits to agree with "better":
+    '4.3% lower' below a factor of 2, '12x lower' past it."""
+    if not (math.isfinite(winner_value) and math.isfinite(loser_value)) or loser_value <= 0 or winner_value < 0:
+        return f"{num(abs(loser_value - winner_value))} lower"
+    if winner_value == 0 or loser_value / winner_value >= 2:
+        return f"{factor(loser_value / winner_value) if winner_value else '∞x'} lower"
+    return f"{pct(1 - winner_value / loser_value)} lower"
+
+
+def comparison_text(c: Comparison, labels: dict[str, str], measure_label: str = "tail training loss") -> str:
+    """One sentence for a comparison of two groups on a loss (lower is better), its direction from
+    `c.winner`. With several seeds a difference is beyond the run-to-run noise (Welch); with one
+    seed only beyond the run's own step-to-step noise, and the sentence says "in this one run"."""
+    one = c.n_a <= 1 and c.n_b <= 1
+    a, b = labels[c.a], labels[c.b]
+    if c.winner is None:
+        if one:
+            return (f"No clear difference in {measure_label} between {a} ({num(c.a_value)}) and {b} "
+                    f"({num(c.b_value)}) in this one run: within its own step-to-step noise.")
+        return (f"No clear difference in {measure_label} between {a} ({num(c.a_value)}) and {b} "
+                f"({num(c.b_value)}) (mean of {max(c.n_a, c.n_b)} seeds): within the run-to-run noise.")
+    w, l = c.winner, c.loser
+    wv, lv = c.value(w), c.value(l)
+    if not math.isfinite(lv):
+        versus = f"{num(wv)}, while {labels[l]} diverged"
+    else:
+        versus = f"{num(wv)} vs {num(lv)} for {labels[l]} ({lead(wv, lv)})"
+    if one:
+        return f"In this one run, {labels[w]} trained to a lower {measure_label}: {versus}."
+    return f"{capital(labels[w])} trained better: {versus} (mean of {max(c.n_a, c.n_b)} seeds)."
+
+
+# ---------------------------------------------------------------------------- tables for display
+
+COLUMN_LABELS = {
+    "run": "run", "label": "run", "schedule": "schedule", "optimizer": "optimizer", "lr": "learning rate",
+    "factor": "x valley", "seeds": "seeds", "tail_train_loss": "tail training loss", "tail_spread":
+    "spread across seeds", "final_val_loss": "final validation loss", "diverged_seeds": "seeds diverged",
+    "first_diverged_at": "first diverged at step", "final_loss": "final loss",
+    "steps_to_near_min": "steps to near the minimum", "first_step_per_lr": "first step / lr",
+    "largest_step_per_lr": "largest step / lr", "largest_step_at": "largest step at step",
+    "largest_late_step": "largest late step", "bursts": "bursts", "first_burst_at": "first burst at step",
+    "diverged_at": "diverged at step", "largest_step": "largest step", "peak": "peak rate",
+    "peak at step": "peak at step", "final": "final rate",
+}
+
+
+def display_table(frame: pd.DataFrame, run_labels: dict[str, str] | None = None, key: str = "run",
+                  drop: Sequence[str] = ()) -> pd.DataFrame:
+    """A copy of a result table for display: run keys replaced by their labels, columns by
+    COLUMN_LABELS, and a column with gaps turned into text cells ('–' for a gap, words.num for a
+    number; Streamlit draws a grey "None" otherwise). Columns without gaps stay numeric.
+
+    >>> t = pd.DataFrame({"run": ["constant"], "first_diverged_at": pd.array([None], dtype="Int64")})
+    >>> display_table(t, {"constant": "constant rate"}).to_dict("records")
+    [{'run': 'constant rate', 'first diverged at step': '–'}]
+    """
+    out = frame.drop(columns=[c for c in drop if c in frame.columns]).copy()
+    if run_labels and key in out.columns:
+        out[key] = [run_labels.get(k, k) for k in out[key]]
+    for col in out.columns:
+        if pd.api.types.is_numeric_dtype(out[col]) and out[col].isna().any():
+            out[col] = cells(out[col].tolist())
+    return out.rename(columns={c: COLUMN_LABELS.get(c, c) for c in out.columns})
