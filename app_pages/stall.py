@@ -28,8 +28,9 @@ st.markdown(
     "The loss stopped going down: why? The lecture (2.1) gives two answers. Either the **gradient is ~0** and "
     "the parameters sit near a *critical point*, whose kind the Hessian tells (a saddle point you can leave, a "
     "local minimum, or a flat point); or the **gradient is not ~0** but the step is too large for the "
-    "curvature and bounces across a valley (section 3.1). This page trains, finds where the loss stopped "
-    "falling, and tells the two apart with numbers."
+    "curvature and bounces across a valley (section 3.1). A third case looks the same on a loss curve: the "
+    "gradient is not ~0 and every step goes the same way, but each is too short (the learning rate is too small). "
+    "This page trains, finds where the loss stopped falling, and tells the cases apart with numbers."
 )
 
 setup = current_setup()
