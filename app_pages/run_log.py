@@ -200,7 +200,8 @@ def single_run(result, label: str, log) -> None:
                memo=key, dataset=label, seed=None)
     st.caption("Light blue: the logged loss (thinned to at most a few thousand points by keeping each bucket's "
                "lowest and highest value, so no spike disappears). Dark blue: the smoothed loss the stall detector "
-               "reads. Shaded: stalls (red: gradient ~0, yellow: gradient not small, purple: unclear, grey: no "
+               "reads. Shaded: stalls (red: gradient ~0, yellow: gradient not small, cyan: small steps (gradient "
+               "not small, successive gradients aligned: the rate is too small), purple: unclear, grey: no "
                "gradient logged). Red triangles: spikes. Red line: divergence.")
     if len(result.stalls):
         st.markdown("**Stalls**")

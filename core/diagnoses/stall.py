@@ -308,7 +308,7 @@ def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
     cos = frame["grad_cos"].to_numpy(dtype=float) if "grad_cos" in frame else nan
     rows = _window_rows(step, window)
     s = smooth(loss, max(1, rows // 10))
-    early = gradient_level(grads, rows)  # the run's gradient level: the log rules' yardstick
+    early = gradient_level(grads, rows, loss=loss)  # the log rules' yardstick, blow-up records left out
     spans = stall_spans(s, rows, rel_eps, raw=loss)
     out = []
     for i, (a, b) in enumerate(spans, start=1):
