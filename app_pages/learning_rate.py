@@ -5,6 +5,7 @@ import streamlit as st
 from core.charts import learning_rate as charts
 from core.diagnoses import learning_rate as answer_module
 from core.diagnoses import lr_burst, lr_optimizers, lr_preview, lr_range, lr_schedules, lr_surfaces
+from core.diagnoses._kits.lr import display_table
 from core.schedules import SCHEDULES, default_params
 from core.surfaces import SURFACES
 from core.train import OPTIMIZERS
@@ -68,6 +69,15 @@ def schedule_params(name: str, total_steps: int) -> tuple:
     return tuple(chosen.items())
 
 
+def show_table(frame, **kw) -> None:
+    """A result table with display labels, '–' for gaps and one number format ("%.3g": 3.05e-07,
+    9.9e-70 and 0.0137 alike)."""
+    table = display_table(frame, **kw)
+    config = {col: st.column_config.NumberColumn(col, format="%.3g") for col in table.columns
+              if table[col].dtype.kind == "f"}
+    st.dataframe(table, hide_index=True, column_config=config)
+
+
 def show_notes(notes) -> None:
     for note in notes:
         st.caption(note)
@@ -113,13 +123,14 @@ with tab_range:
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Valley", f"{rt.valley_lr:.3g}" if rt.valley_lr else "none")
         m2.metric("Steepest", f"{rt.steep_lr:.3g}" if rt.steep_lr else "none")
-        m3.metric("Recommended (after the check)", f"{rt.recommended_lr:.3g}" if rt.recommended_lr else "none")
+        checked = "not checked" if rt.choice.kind == "unchecked" else "after the check"
+        m3.metric(f"Recommended ({checked})", f"{rt.recommended_lr:.3g}" if rt.recommended_lr else "none")
         m4.metric("Stopping rule fired at step", rt.stop_step if rt.stop_step is not None else "never")
         show_chart(charts.range_test_chart(rt), PAGE, "range test")
         show_notes(rt.notes)
         if len(rt.check):
             show_chart(charts.range_check_chart(rt), PAGE, "range check")
-            st.dataframe(rt.check, hide_index=True)
+            show_table(rt.check)
         show_verdict(rt.verdict)
 
 # ------------------------------------------------------------------ 2. schedule preview (pure math)
@@ -154,7 +165,7 @@ with tab_preview:
         for name, slot in code_slots.items():
             slot.code(preview.code[name], language="python")
         show_chart(charts.schedule_chart(preview, log_y), PAGE, "schedules", dataset=None, seed=None)
-        st.dataframe(preview.table, hide_index=True)
+        show_table(preview.table, run_labels={n: SCHEDULES[n].label for n in SCHEDULES}, key="schedule")
         show_verdict(preview.verdict)
 
 # ------------------------------------------------------------------ 3. train with schedules
@@ -189,7 +200,7 @@ with tab_train:
         with right:
             show_chart(charts.training_rate_chart(training, names), PAGE, "training rates")
         show_notes(training.notes)
-        st.dataframe(training.summary, hide_index=True)
+        show_table(training.summary, run_labels=names)
         show_verdict(training.verdict)
 
 # ------------------------------------------------------------------ 4. adaptive optimizers
@@ -229,7 +240,7 @@ with tab_adaptive:
                            dataset=toy, seed=None)
             show_chart(charts.per_coordinate_chart(sf, "eff_lr"), PAGE, "effective rate", dataset=toy, seed=None)
             show_chart(charts.per_coordinate_chart(sf, "step"), PAGE, "step per rate", dataset=toy, seed=None)
-            st.dataframe(sf.summary, hide_index=True)
+            show_table(sf.summary, drop=("run",))
             show_verdict(sf.verdict)
 
     st.subheader("Adagrad's burst and its cure (lecture 3.2.4)")
@@ -258,7 +269,7 @@ with tab_adaptive:
             toy = SURFACES[bu_surface].label
             show_chart(charts.burst_path_chart(bu), PAGE, "adagrad burst path", dataset=toy, seed=None)
             show_chart(charts.burst_step_chart(bu), PAGE, "adagrad burst steps", dataset=toy, seed=None)
-            st.dataframe(bu.summary, hide_index=True)
+            show_table(bu.summary, drop=("run",))
             show_verdict(bu.verdict)
             st.caption(f"torch.optim.Adagrad and the decayed lecture rule took the same path here: their largest "
                        f"difference over the run is {bu.torch_vs_decay:.2g} (torch adds eps = 1e-10 to the root).")
@@ -284,7 +295,7 @@ with tab_adaptive:
             show_chart(charts.band_chart(adaptive.curves, adaptive.summary, f"Optimizers on the lab model{spread}"),
                        PAGE, "optimizers loss")
             show_notes(adaptive.notes)
-            st.dataframe(adaptive.summary, hide_index=True)
+            show_table(adaptive.summary)
             show_verdict(adaptive.verdict)
 
 if rt is not None:  # otherwise the range tab (or the data) shows why nothing ran

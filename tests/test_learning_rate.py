@@ -192,3 +192,58 @@ def test_doctests_of_the_pages_modules():
     for module in (learning_rate, lr_range, lr_schedules, lr_preview, lr_surfaces, lr_burst, lr_optimizers, _lr_kit,
                    charts_module):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+# ----------------------------------------------------------------------------- review findings (round 2)
+
+
+def test_headline_never_recommends_a_rate_whose_schedule_runs_all_diverged():
+    """Review finding 2: "Use adam at lr 2.74 (...), but every schedule run at that rate diverged"."""
+    from dataclasses import replace
+
+    setup = LabSetup()
+    moons = load_data(setup.data, 0)
+    rt = lr_range.run(moons, setup, lr_range.Config(num_steps=60, check_steps=0))
+    rt = replace(rt, choice=lr_range.RateChoice("unchecked", "1x", 1.0, 100.0))  # as if the test had said 100
+    tr = lr_schedules.run(moons, setup, lr_schedules.Config(lr=100.0, steps=30, seeds=1))
+    assert all(not g.stable for g in tr.groups)  # core.rules: every run at 100 diverged
+    v = learning_rate.recommend(rt, tr)
+    assert v.kind == "problem" and v.text.startswith("No rate to recommend") and "Use adam" not in v.text
+
+
+def test_page_labels_an_unchecked_rate_and_shows_display_tables():
+    """Review findings 2 and 5: "Recommended (after the check)" with no check; raw column names,
+    raw keys and grey None cells in the tables."""
+    at = _page()
+    at.number_input(key="learning_rate_rt_check").set_value(0).run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Recommended (not checked)" in labels and "Recommended (after the check)" not in labels
+    at.number_input(key="learning_rate_rt_check").set_value(200).run()
+    at = _open(at, "Train with schedules")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    raw = {"first_diverged_at", "tail_train_loss", "steps_to_near_min", "final_val_loss"}
+    assert not raw & set(table.columns) and "tail training loss" in table.columns
+    assert "warmup_cosine" not in set(table["run"]) and "Warmup + cosine" in set(table["run"])
+    assert set(table["first diverged at step"]) == {"–"}  # nothing diverged: a dash, not None
+    assert str(table["tail training loss"].dtype) == "float64"  # no gaps: numbers stay numbers
+    at = _open(at, "Adaptive optimizers")
+    assert not at.exception, at.exception
+    for frame in at.dataframe:
+        assert not raw & set(frame.value.columns) and not frame.value.isna().any().any()
+
+
+def test_log_axes_use_one_number_format():
+    """Review finding 5: a log axis printed 0.000001 beside 1e-7 (d3's "~g")."""
+    import json
+
+    from core.charts import learning_rate as charts
+    from core.diagnoses import lr_preview
+
+    moons = load_data(LabSetup().data, 0)
+    rt = lr_range.run(moons, LabSetup(), lr_range.Config(start_lr=1e-8, end_lr=1e-5, num_steps=60, check_steps=0))
+    spec = json.dumps(charts.range_test_chart(rt).to_dict())
+    assert '"format": ".1~e"' in spec and '"~g"' not in spec
+    pv = lr_preview.run(None, LabSetup(), lr_preview.Config())
+    assert '"format": ".1~e"' in json.dumps(charts.schedule_chart(pv, log_y=True).to_dict())

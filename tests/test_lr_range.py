@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.ndimage import median_filter
 
 from core.diagnoses._kits import lr as kit
-from core.diagnoses import lr_range
+from core.diagnoses import learning_rate, lr_range
 from core.findings import NOISE_MULTIPLE, SIGNIFICANCE
 from core.lab import LabSetup, load_data
 from core.models import build_mlp
@@ -251,3 +251,62 @@ def test_regression_data_range_tests():
     r = lr_range.run(load_data(setup.data, 0), setup, lr_range.Config(num_steps=60, check_steps=30, seeds=2))
     assert r.valley_lr is not None and len(r.check) == 3
     assert r.recommended_lr in [g.lr for g in r.groups] and np.isfinite(r.check["tail_train_loss"]).any()
+
+
+# ----------------------------------------------------------------------------- review findings (round 2)
+
+
+def test_a_flat_range_with_nothing_trained_recommends_nothing(moons):
+    """Review finding 1: rates 1e-8..1e-5 on moons (Adam): the smoothed loss is flat and the check
+    ends where it started, yet the headline said "Use adam at lr 1.22e-07 (the range test's valley)"."""
+    r = lr_range.run(moons, SETUP, lr_range.Config(start_lr=1e-8, end_lr=1e-5, check_steps=100, seeds=2))
+    raw = r.record["loss"].to_numpy()
+    # independent evidence that nothing trained: the batch losses around the valley are the start's,
+    # and every checked run ends within 0.05 of where it began
+    around = raw[max(0, r.valley_step - 10): r.valley_step + 11]
+    assert abs(around.mean() - r.start_loss) < 2 * around.std() / math.sqrt(len(around)) + 0.02
+    assert all(abs(g.mean - g.start_mean) < 0.05 for g in r.groups)
+    assert r.valley_lr is not None and r.choice.kind == "never_fell" and r.recommended_lr is None
+    assert r.verdict.kind == "problem" and "The loss never fell" in r.verdict.text
+    assert "higher range" in r.verdict.advice
+    head = learning_rate.recommend(r, None)
+    assert head.kind == "problem" and "Use adam" not in head.text
+    assert head.text.startswith("No rate to recommend: no rate in this range trained")
+
+
+def test_a_range_whose_loss_only_rose_recommends_nothing_and_says_unchecked(moons):
+    """Review finding 2: rates 1..1000 with no check: "Use adam at lr 2.74 (... not checked by
+    training)" although the smoothed loss at that valley (~1.5) is above the start (0.65)."""
+    r = lr_range.run(moons, SETUP, lr_range.Config(start_lr=1.0, end_lr=1000.0, check_steps=0))
+    assert r.valley_lr is not None  # fastai's rule still finds a "valley" in the noise of a blow-up
+    at_valley = float(r.record["smoothed"].iloc[r.valley_step])
+    assert at_valley > r.start_loss  # the loss there is above where it started: it never fell
+    assert r.fell.winner == "start" and r.choice.kind == "never_fell" and r.recommended_lr is None
+    assert "rose above its start" in r.verdict.text and "lower range" in r.verdict.advice
+    head = learning_rate.recommend(r, None)
+    assert head.kind == "problem" and "Use adam" not in head.text and "2.74" not in head.text
+
+
+def test_a_rate_that_did_not_train_is_never_chosen():
+    """kit.trained per seed: a group whose tail is its start in some seed is no candidate."""
+    def group(key, tails, starts):
+        return kit.RunGroup(key, {"0.1x": 0.1, "1x": 1.0, "10x": 10.0}[key], tuple(range(len(tails))), tuple(tails),
+                            (0.005,) * len(tails), tuple(tails), (None,) * len(tails), pd.DataFrame(), tuple(starts))
+
+    still = {k: group(k, [0.70, 0.71, 0.69], [0.70, 0.71, 0.69]) for k in ("0.1x", "1x", "10x")}
+    comps = {(a, b): kit.compare_groups(still[a], still[b]) for a, b in (("0.1x", "1x"), ("0.1x", "10x"), ("1x", "10x"))}
+    trained = {k: kit.trained(g) for k, g in still.items()}
+    assert not any(trained.values())
+    assert lr_range.choose_rate(still, comps, 1.0, True, trained).kind == "nothing_trained"
+    still["10x"] = group("10x", [0.30, 0.32, 0.31], [0.70, 0.71, 0.69])  # only ten times the valley trained
+    comps = {(a, b): kit.compare_groups(still[a], still[b]) for a, b in (("0.1x", "1x"), ("0.1x", "10x"), ("1x", "10x"))}
+    trained = {k: kit.trained(g) for k, g in still.items()}
+    choice = lr_range.choose_rate(still, comps, 1.0, True, trained)
+    assert trained == {"0.1x": False, "1x": False, "10x": True} and choice.key == "10x" and choice.lr == 10.0
+
+
+def test_one_seed_check_never_speaks_of_run_to_run_noise(moons):
+    r = lr_range.run(moons, SETUP, lr_range.Config(num_steps=100, check_steps=60, seeds=1))
+    assert "run-to-run" not in r.verdict.text
+    if any(c.winner for c in r.comparisons.values()):
+        assert "In this one run" in r.verdict.text and kit.ONE_SEED_CAVEAT in r.verdict.text

@@ -152,3 +152,57 @@ def test_config_errors_are_sentences(moons):
         lr_schedules.run(moons, SETUP, lr_schedules.Config(steps=10, schedules=(("warmup_cosine", (("warmup_steps", 50),)),)))
     with pytest.raises(ValueError, match=r"about \d+ s"):
         lr_schedules.run(moons, SETUP, lr_schedules.Config(steps=5000, seeds=10))
+
+
+# ----------------------------------------------------------------------------- review findings (round 2)
+
+
+def _group(key, tails):
+    from core.diagnoses._kits import lr as kit
+    import pandas as pd
+    return kit.RunGroup(key, 0.01, tuple(range(len(tails))), tuple(tails), (0.003,) * len(tails), tuple(tails),
+                        (None,) * len(tails), pd.DataFrame(), (0.7,) * len(tails))
+
+
+def test_two_schedules_that_tie_are_not_ranked():
+    """Review finding 4 (a regression CSV): cosine 0.2631 +- 0.0059 and warmup + cosine 0.2656 +-
+    0.0044 both beat the constant rate (0.278) but were never compared with each other, and the page
+    said "Cosine is the schedule to use". Welch's t-test (scipy) on the same samples: p >> 0.05."""
+    from scipy import stats
+    from core.diagnoses._kits import lr as kit
+
+    cos, warm, const = [0.2631 - 0.0059, 0.2631, 0.2631 + 0.0059], [0.2656 - 0.0044, 0.2656, 0.2656 + 0.0044], \
+        [0.278 - 0.002, 0.278, 0.278 + 0.002]
+    assert stats.ttest_ind(cos, warm, equal_var=False).pvalue > 0.3  # a tie by the reference test
+    groups = [_group("constant", const), _group("warmup_cosine", warm), _group("cosine", cos)]
+    comps = {g.key: kit.compare_groups(g, groups[0]) for g in groups[1:]}
+    assert all(c.winner == k for k, c in comps.items())  # both beat the constant rate
+    rivals = {"warmup_cosine": kit.compare_groups(groups[2], groups[1])}
+    choice = lr_schedules.choose(groups, comps, rivals)
+    assert choice == lr_schedules.ScheduleChoice("tied", "cosine", ("warmup_cosine",))
+    # a clear best is still named
+    groups[1] = _group("warmup_cosine", [0.2656 + 0.02 + d for d in (-0.001, 0, 0.001)])
+    rivals = {"warmup_cosine": kit.compare_groups(groups[2], groups[1])}
+    assert lr_schedules.choose(groups, comps, rivals).kind == "schedule"
+
+
+def test_a_small_lead_reads_as_a_percentage_not_1x():
+    """Review finding 4: "0.266 vs 0.278 ... (1x lower)". (0.278 - 0.266) / 0.278 = 4.3%."""
+    from core.diagnoses._kits import lr as kit
+    from core.findings import compare
+
+    c = compare("tail_train_loss", "warmup_cosine", [0.265, 0.266, 0.267], "constant", [0.277, 0.278, 0.279],
+                higher_is_better=False)
+    text = kit.comparison_text(c, {"warmup_cosine": "warmup + cosine", "constant": "the constant rate"})
+    assert "(4.3% lower)" in text and "1x" not in text and text.startswith("Warmup + cosine trained better: 0.266")
+    c = compare("tail_train_loss", "a", [0.05, 0.051, 0.049], "b", [0.6, 0.61, 0.59], higher_is_better=False)
+    assert "(12x lower)" in kit.comparison_text(c, {"a": "a", "b": "b"})  # 0.6 / 0.05
+
+
+def test_one_seed_schedules_speak_of_this_one_run(moons):
+    r = lr_schedules.run(moons, SETUP, lr_schedules.Config(lr=0.05, steps=120, seeds=1))
+    text = r.verdict.text
+    assert "run-to-run" not in text and "mean of" not in text and ", one seed." in text
+    assert ": The" not in text and "each): " not in text  # no capital after a colon (review finding 5)
+    if any(c.winner for c in [*r.comparisons.values(), *r.rivals.values()]):
+        assert "In this one run" in text and "luck" in text and r.verdict.kind != "good"

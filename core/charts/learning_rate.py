@@ -15,6 +15,21 @@ _MARK_COLORS = {"valley": "#D55E00", "steepest": "#009E73", "stop (fastai rule)"
 # Streamlit fits a chart's whole height (title and axes included) into its `height`: 360 leaves a
 # plot area of ~240 px at 1400 x 900 (the shared 300 left ~170).
 TALL = 360
+# One number format per log axis: d3's "~g" prints 0.000001 but 1e-7 on the same axis, so an axis
+# that reaches below 0.001 (or past 10,000) prints every label as 1e-7, 2e-6, ...
+EXP_AXIS = alt.Axis(format=".1~e")
+PLAIN_AXIS = alt.Axis(format=".3~g")
+
+
+def _axis_for(values, log: bool = True) -> alt.Axis:
+    """EXP_AXIS when a positive value lies outside [0.001, 10,000] (a linear axis: when the largest
+    does; its ticks are multiples of the largest), else PLAIN_AXIS."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return PLAIN_AXIS
+    low = v.min() if log else v.max()
+    return PLAIN_AXIS if low >= 1e-3 and v.max() <= 1e4 else EXP_AXIS
 
 
 def _finite(frame: pd.DataFrame, columns, positive: bool = False) -> pd.DataFrame:
@@ -42,9 +57,12 @@ def schedule_chart(result, log_y: bool = False) -> alt.LayerChart:
     domain = list(dict.fromkeys(result.frame["schedule"]))
     lines = curves(result.frame, "step", "lr", color="schedule", title="Learning rate per step",
                    log_y=log_y, y_title="learning rate")
+    axis = EXP_AXIS if log_y else alt.Axis(format="~g")
+    lines = lines.encode(y=alt.Y(field="lr", type="quantitative", title="learning rate", axis=axis,
+                                 scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False)))
     points = _finite(result.points, "lr", positive=log_y)
     dots = alt.Chart(points).mark_point(filled=True, size=50).encode(
-        x=alt.X(field="step", type="quantitative"), y=alt.Y(field="lr", type="quantitative"),
+        x=alt.X(field="step", type="quantitative"), y=alt.Y(field="lr", type="quantitative", axis=axis),
         color=_color("schedule", "schedule", domain),
         tooltip=[alt.Tooltip(field="schedule", type="nominal"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="lr", type="quantitative", format=".4g")])
@@ -70,7 +88,8 @@ def band_chart(curves_frame: pd.DataFrame, summary: pd.DataFrame, title: str,
     y_scale = alt.Scale(type="log", nice=False)
     color = _color("run", "run", runs)
     band = alt.Chart(data).mark_area(opacity=0.18, clip=True).encode(
-        x=x, y=alt.Y(field="loss_lo", type="quantitative", scale=y_scale, title="training loss (smoothed)"),
+        x=x, y=alt.Y(field="loss_lo", type="quantitative", scale=y_scale, title="training loss (smoothed)",
+                     axis=_axis_for(data[["loss_lo", "loss_hi"]].to_numpy().ravel())),
         y2=alt.Y2(field="loss_hi"), color=color)
     line = alt.Chart(data).mark_line(clip=True).encode(
         x=x, y=alt.Y(field="loss_mean", type="quantitative", scale=y_scale), color=color,
@@ -96,7 +115,8 @@ def training_rate_chart(result, labels: dict[str, str] | None = None) -> alt.Cha
     data = _finite(result.rates, "lr", positive=True)
     data = data.assign(run=data["run"].map(lambda k: labels.get(k, k)))
     return alt.Chart(data, title=alt.TitleParams("Learning rate used", anchor="start")).mark_line(clip=True).encode(
-        x=alt.X(field="step", type="quantitative"), y=alt.Y(field="lr", type="quantitative", title="learning rate"),
+        x=alt.X(field="step", type="quantitative"), y=alt.Y(field="lr", type="quantitative", title="learning rate",
+                                                            axis=_axis_for(data["lr"], log=False)),
         color=_color("run", "run", runs),
         tooltip=[alt.Tooltip(field="run", type="nominal"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="lr", type="quantitative", format=".4g")],
@@ -115,7 +135,8 @@ def range_test_chart(result) -> alt.LayerChart:
     finite = rec["smoothed"][np.isfinite(rec["smoothed"])]
     top = float(finite.max()) * 1.15 if len(finite) else 1.0
     y_scale = alt.Scale(domain=[0, top], nice=False)
-    x = alt.X(field="lr", type="quantitative", title="learning rate (log)", scale=alt.Scale(type="log"))
+    x = alt.X(field="lr", type="quantitative", title="learning rate (log)", scale=alt.Scale(type="log"),
+              axis=EXP_AXIS)
     raw = alt.Chart(_finite(rec, "loss"), title=alt.TitleParams(f"LR range test ({result.optimizer})",
                                                                 anchor="start")).mark_line(
         opacity=0.3, color="#888888", clip=True).encode(
@@ -211,7 +232,8 @@ def surface_loss_chart(result, min_loss: float) -> alt.Chart:
     data = data.assign(label=data["run"].map(result.labels))
     return alt.Chart(data, title=alt.TitleParams("Loss above the minimum", anchor="start")).mark_line(clip=True).encode(
         x=alt.X(field="step", type="quantitative"),
-        y=alt.Y(field="loss_above_min", type="quantitative", title="loss - min", scale=alt.Scale(type="log")),
+        y=alt.Y(field="loss_above_min", type="quantitative", title="loss - min", scale=alt.Scale(type="log"),
+                axis=EXP_AXIS),
         color=_color("label", "run", labels),
         tooltip=[alt.Tooltip(field="label", type="nominal", title="run"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="loss_above_min", type="quantitative", format=".3g")],
@@ -239,7 +261,7 @@ def per_coordinate_chart(result, kind: str = "eff_lr") -> alt.FacetChart:
     return alt.Chart(data).mark_line(clip=True).encode(
         x=alt.X(field="step", type="quantitative"),
         y=alt.Y(field="value", type="quantitative", title="|Δw| / |g|" if kind == "eff_lr" else "|Δw| / lr",
-                scale=alt.Scale(type="log")),
+                scale=alt.Scale(type="log"), axis=EXP_AXIS),
         color=_color("label", "run", labels),
         tooltip=[alt.Tooltip(field="label", type="nominal", title="run"),
                  alt.Tooltip(field="coordinate", type="nominal"), alt.Tooltip(field="step", type="quantitative"),
@@ -295,7 +317,7 @@ def burst_step_chart(result) -> alt.LayerChart:
                           scale=alt.Scale(domain=labels, range=[[1, 0], [1, 0], [6, 4]][: len(labels)]))
     line = alt.Chart(data).mark_line(clip=True, strokeWidth=1.5).encode(
         x=alt.X(field="step", type="quantitative"),
-        y=alt.Y(field="move_x", type="quantitative", title=f"|Δ{x_name}| per update", scale=scale),
+        y=alt.Y(field="move_x", type="quantitative", title=f"|Δ{x_name}| per update", scale=scale, axis=EXP_AXIS),
         color=_color("label", "run", labels), strokeDash=dash,
         tooltip=[alt.Tooltip(field="label", type="nominal", title="run"), alt.Tooltip(field="step", type="quantitative"),
                  alt.Tooltip(field="move_x", type="quantitative", format=".3g", title=f"|Δ{x_name}|")])
