@@ -393,8 +393,8 @@ def test_toy_point_matches_the_closed_form(w1, w2):
     assert p.test.critical == critical
     if not critical:
         assert p.kind == NOT_CRITICAL and p.sentence.startswith("Not a critical point")
-    elif abs(r) < 1e-12:
-        assert p.kind == "flat (degenerate)"  # the valley: eigenvalues 0 and 2(w1² + w2²)
+    elif r * r <= CRITICAL_GAIN:
+        assert p.kind == "minimum (valley)"  # at the floor 0 (the valley: eigenvalues 0 and 2(w1² + w2²))
     else:
         assert p.kind == "saddle point"  # (0.001, 0): |g| = 2e-3 is ~0 on this scale, and the origin's saddle
 
@@ -567,13 +567,27 @@ def test_a_valley_point_is_a_minimum_by_its_loss_floor_and_eigenvalue_signs():
     np.testing.assert_allclose(np.linalg.eigvalsh(lecture_hessian(1.0, 1.0)), [0.0, 4.0], atol=1e-12)
     w = np.linspace(0.5, 1.5, 201)
     assert ((1 - np.outer(w, w)) ** 2).min() >= p.loss == 0.0  # brute force: nothing nearby is lower
-    assert p.valley_minimum and p.kind == "flat (degenerate)"  # the Hessian alone cannot tell ...
+    assert p.valley_minimum and p.kind == "minimum (valley)"  # the Hessian alone cannot tell ...
     assert "a minimum, one of the valley of minima" in p.sentence  # ... the loss floor can
     assert "flat (degenerate) point" not in p.sentence and "zero along the valley" in p.sentence
     for w1, w2 in [(-0.5, -2.0), (1.25, 0.8)]:  # elsewhere on the valley too
         assert toy_point(w1, w2).valley_minimum
-    for w1, w2 in [(0.0, 0.0), (0.3, -0.7), (1.001, 1.0)]:  # saddle, not critical, off the valley
+    for w1, w2 in [(0.0, 0.0), (0.3, -0.7), (1.05, 1.0)]:  # saddle, not critical, off the valley
         assert not toy_point(w1, w2).valley_minimum
+
+
+def test_a_point_just_off_the_valley_is_no_saddle():
+    # Just off the valley the Hessian is indefinite (closed form: det < 0), and the gradient passes
+    # the critical test, but the loss is within the critical threshold of its floor 0: no step can
+    # gain more than that, so there is no saddle to escape (it was once called "a saddle point").
+    w1, w2 = 1.001, 1.0
+    assert np.linalg.eigvalsh(lecture_hessian(w1, w2))[0] < -1e-3
+    loss = (1 - w1 * w2) ** 2
+    assert loss <= 1e-4 * (1 - 0.0) ** 2  # within CRITICAL_GAIN of the origin's loss from the floor
+    p = toy_point(w1, w2)
+    assert p.valley_minimum and p.kind == "minimum (valley)" and p.escape_direction is None
+    assert "small negative eigenvalue" in p.sentence and "no saddle" in p.sentence
+    assert "saddle point" not in p.sentence
 
 
 def test_a_degenerate_point_without_a_known_floor_keeps_the_degenerate_wording():

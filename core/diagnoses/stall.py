@@ -873,6 +873,13 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
     for j in range(vecs.shape[1]):  # eigenvectors have no sign: fix the largest component positive
         if vecs[np.argmax(np.abs(vecs[:, j])), j] < 0:
             vecs[:, j] = -vecs[:, j]
+    # At the loss's floor no step can lower it by more than loss - floor: when that is under the
+    # critical threshold, the point is a minimum of the valley whatever the Hessian says (just off
+    # the valley, the Hessian has a tiny negative eigenvalue, but no saddle is there).
+    at_floor = p.test.critical and p.loss - TOY_LOSS_FLOOR <= CRITICAL_GAIN * TOY_LOSS_SCALE
+    valley = at_floor and (p.kind == "saddle point" or (p.kind == "flat (degenerate)" and p.eig_min >= -p.tolerance))
+    if valley:
+        escape = None
     if escape is not None:
         u = np.asarray(escape) * arrow_length
         ends, what = [u, -u], "escape direction"
@@ -882,10 +889,9 @@ def toy_point(w1: float, w2: float, arrow_length: float = 0.6) -> ToyPoint:
         ends, what = [], ""
     rows = [dict(x=w1, y=w2, x2=w1 + d[0], y2=w2 + d[1], angle=float(np.degrees(np.arctan2(d[0], d[1]))),
                  what=what) for d in ends]
-    valley = (p.test.critical and p.kind == "flat (degenerate)" and p.eig_min >= -p.tolerance
-              and p.loss - TOY_LOSS_FLOOR <= CRITICAL_GAIN * TOY_LOSS_SCALE)
     sentence = toy_valley_sentence(p) if valley else point_sentence(p)
-    return ToyPoint(np.array([w1, w2], dtype=float), p.loss, g, H, vals, vecs, p.kind, p.test, sentence,
+    kind = VALLEY_MINIMUM if valley else p.kind
+    return ToyPoint(np.array([w1, w2], dtype=float), p.loss, g, H, vals, vecs, kind, p.test, sentence,
                     escape, pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "angle", "what"]), valley)
 
 
@@ -897,8 +903,14 @@ def toy_valley_sentence(p: Point) -> str:
     else:
         floor = (f"the loss, {num(p.loss)}, is within {pct(CRITICAL_GAIN)} of the origin's loss of the lowest value "
                  f"this surface can take ({num(TOY_LOSS_FLOOR)})")
-    return (f"A critical point: {_gain_clause(p.test)}, and {floor}: a minimum, one of the valley of minima "
-            f"w1·w2 = 1. The Hessian has no negative eigenvalue (λ_min = {num(p.eig_min)}, zero within tolerance; "
+    head = f"A critical point: {_gain_clause(p.test)}, and {floor}: a minimum, one of the valley of minima w1·w2 = 1."
+    if p.eig_min < -p.tolerance:  # just off the valley
+        return (head + f" The Hessian has a small negative eigenvalue (λ_min = {num(p.eig_min)}, λ_max = "
+                f"{num(p.eig_max)}) because the point sits just off the valley, but no step can take the loss below "
+                f"its floor: moving along that direction could lower it by at most {num(p.loss - TOY_LOSS_FLOOR)}, "
+                f"under the critical threshold ({pct(CRITICAL_GAIN)} of the origin's loss), so there is no saddle "
+                "here to escape.")
+    return (head + f" The Hessian has no negative eigenvalue (λ_min = {num(p.eig_min)}, zero within tolerance; "
             f"λ_max = {num(p.eig_max)}): it is zero along the valley, where the loss does not change, which is why "
             "the second-order test alone cannot classify this point.")
 
