@@ -8,7 +8,7 @@ a `Comparison` (never from the order the caller happened to pass the runs in).
 >>> c = compare("steps_to_target", "std", [8.0], "raw", [11.0], higher_is_better=False, noise=0.0)
 >>> comparison_sentence(c, {"std": "standardized", "raw": "raw"}, "reached the target loss",
 ...                     "sooner", "steps", unit_plural="steps")
-'standardized reached the target loss sooner: 8 steps vs 11 steps for raw (1.4x fewer).'
+'standardized reached the target loss sooner: 8 steps vs 11 steps for raw (1.38x fewer).'
 """
 from __future__ import annotations
 
@@ -52,13 +52,15 @@ def pct(share: float, digits: int = 2) -> str:
 
 def factor(ratio: float) -> str:
     """A ratio as a factor, two significant digits without exponents: '2.3x', '15x', '150x',
-    '1,200x' (an exponent only past a million).
+    '1,200x' (an exponent only past a million); three below 2, so 1.04 does not read '1x'.
 
-    >>> factor(2.345), factor(153.7), factor(1234.0), factor(float("inf"))
-    ('2.3x', '150x', '1,200x', '∞x')
+    >>> factor(1.04), factor(2.345), factor(153.7), factor(1234.0), factor(float("inf"))
+    ('1.04x', '2.3x', '150x', '1,200x', '∞x')
     """
     if not math.isfinite(ratio):
         return "∞x" if ratio > 0 else "n/a"
+    if abs(ratio) < 2:
+        return f"{ratio:.3g}x"
     if abs(ratio) < 10 or abs(ratio) >= 1e6:
         return f"{ratio:.2g}x"
     digits = len(str(int(abs(ratio)))) - 2  # keep two significant digits
