@@ -87,10 +87,10 @@ def recommend(rt: lr_range.Result | None, tr: lr_schedules.Result | None) -> Ver
         kind = "no_valley" if rt is None else rt.choice.kind
         reason = {
             "no_valley": "the range test found no valley",
-            "never_fell": "no rate in this range trained: the range test's loss never fell below its start "
-                          "beyond the noise",
-            "nothing_trained": "no rate in this range trained: no checked rate lowered the training loss "
-                               "beyond the noise",
+            "never_fell": "no rate in this range trained (the range test's loss never fell below its start "
+                          "beyond the noise)",
+            "nothing_trained": "no rate in this range trained (no checked rate lowered the training loss "
+                               "beyond the noise)",
         }.get(kind, "every rate in the range test's check diverged in some seed")
         advice = lr_range.widen_advice(rt) if kind in ("never_fell", "nothing_trained") else \
             "Lower the range test's start rate, or its end rate."
