@@ -393,6 +393,11 @@ def test_sweep_conclusion_follows_each_measure(curv, wine_sweep):
         assert ("supports the lecture's claim here" in text) == rate_bn
         assert ("does not support the lecture's claim here" in text) == (not rate_bn)
         assert ("so λmax at the start overstates what limits training with batch norm" in text) == past_bn
+        # A 2x-or-more gap between the means that the seeds do not carry is said as such, not just
+        # "no clear difference" beside two very different numbers.
+        lam = sorted((f.lambda_start.value("bn"), f.lambda_start.value("plain")))
+        wide = f.lambda_start.winner is None and f.n_seeds > 1 and lam[1] >= 2 * lam[0]
+        assert ("the seeds spread too widely" in text) == wide
 
 
 def test_sweep_ratios_read_as_plain_factors(tmp_path):

@@ -33,7 +33,7 @@ from core.diagnoses._kits.scaling import (
     MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, geometric_mean, lambda_max, measure_rows, rows_note,
 )
 from core.findings import Comparison, compare
-from core.diagnoses.words import capital, comparison_sentence, factor, num
+from core.diagnoses.words import capital, comparison_sentence, factor, num, times
 from core.lab import LabSetup
 from core.models import n_params
 from core.runs import build, prepare_split, run_model, seeds_for, training_rows
@@ -320,9 +320,11 @@ def make_verdict(f: Findings) -> Verdict:
     seeds = f" (geometric mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
     start = (f"At the start, λmax is {num(c.value('bn'))} with batch norm and {num(c.value('plain'))} "
              f"without{seeds}")
+    gap = max(c.value("bn"), c.value("plain")) / max(min(c.value("bn"), c.value("plain")), 1e-300)
+    unclear = (f", no clear difference by λmax: the seeds spread too widely for a {times(c.value('bn'), c.value('plain'))} "
+               "gap between the means to count." if f.n_seeds > 1 and gap >= 2 else ", no clear difference by λmax.")
     start += {"plain": ": by λmax alone the batch-norm surface is sharper, not smoother.",
-              "bn": ": by λmax alone the batch-norm surface is smoother."}.get(
-        c.winner, ", no clear difference by λmax.")
+              "bn": ": by λmax alone the batch-norm surface is smoother."}.get(c.winner, unclear)
     rate = capital(comparison_sentence(f.max_rate, LABELS, "trained without diverging", "at higher rates",
                                        "the largest stable rate of plain gradient descent"))
     past = capital(comparison_sentence(f.past_bound, LABELS, "went", "further past its own 2/λmax",
