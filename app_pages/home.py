@@ -42,6 +42,8 @@ if data is not None:
                            projection.frame.columns[2], title=title,
                            quantitative_color=data.task == "regression")
         show_chart(chart, "home", "scatter")
+        if projection.sample_note:
+            st.caption(projection.sample_note)
 
     st.markdown("##### Feature scales")
     table = feature_table(data)

@@ -395,6 +395,22 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
+def _name_repeats(df: pd.DataFrame, text: str, delimiter: str, notes: list[str]) -> None:
+    """Columns that share a name in the header: pandas renames the repeats 'a.1', which reads like
+    another column of the file. Take the header's own names back (`_unique_names` numbers the
+    repeats 'a_2') and say so."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    named = [h for h in header if h]
+    repeated = list(dict.fromkeys(h for h in named if named.count(h) > 1))
+    if not repeated or len(header) != df.shape[1]:
+        return
+    df.columns = [h if h else c for h, c in zip(header, df.columns)]  # an empty name keeps pandas' 'Unnamed: k'
+    example = repeated[0]
+    notes.append(f"Several columns share a name ({_names(repeated)}): the later ones are numbered, "
+                 f"e.g. the second '{example}' is '{example}_2'.")
+
+
 def _unique_names(names) -> list[str]:
     """Column names as stripped strings, made unique by numbering repeats."""
     out: list[str] = []
@@ -448,6 +464,8 @@ def _parse(source, nrows: int | None = None) -> tuple[pd.DataFrame, str, list[st
                         f"table: {detail.rstrip('.')}.") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         notes.append("Some rows have more fields than the header; the extra fields were ignored.")
+    if not headerless:
+        _name_repeats(df, text, delimiter, notes)
     # A delimiter at the end of every line makes an empty column without a name: not data.
     blank = [c for c in df.columns if (headerless or str(c).startswith("Unnamed:")) and df[c].isna().all()]
     if blank and len(df) and len(blank) < df.shape[1]:

@@ -23,6 +23,16 @@ class Projection:
     y_name: str
     method: str  # "features" or "PCA"
     explained: tuple[float, ...]  # PCA explained variance ratio of the two axes (empty otherwise)
+    n_rows: int = 0  # rows in the data set (the frame holds at most MAX_SCATTER_POINTS of them)
+
+    @property
+    def sample_note(self) -> str:
+        """What the plot shows when it is a sample of the rows ("" when it shows them all)."""
+        if self.n_rows <= len(self.frame):
+            return ""
+        return (f"A seeded random sample of {len(self.frame):,} of the {self.n_rows:,} rows is plotted (a browser "
+                "draws more points slowly and shows nothing new); the PCA is fitted on that sample too. The "
+                "summary and the checks on this page use every row.")
 
 
 def summary(data: Dataset) -> pd.DataFrame:
@@ -107,4 +117,5 @@ def project_2d(data: Dataset, seed: int = 0) -> Projection:
         explained = tuple(float(v) for v in pca.explained_variance_ratio_)
         names = (f"PC1 ({explained[0]:.0%})", f"PC2 ({explained[1]:.0%})")
     frame = pd.DataFrame({names[0]: pts[:, 0], names[1]: pts[:, 1], data.target_name or "target": target})
-    return Projection(frame=frame, x_name=names[0], y_name=names[1], method=method, explained=explained)
+    return Projection(frame=frame, x_name=names[0], y_name=names[1], method=method, explained=explained,
+                      n_rows=n)

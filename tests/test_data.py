@@ -559,3 +559,19 @@ def test_random_tables_load_or_data_error(case):
     if d is not None:
         if task is not None:
             assert d.task == task
+
+
+def test_columns_that_share_a_name_are_numbered_and_said_so():
+    """Review: a header 'a,a,y' gave features 'a' and 'a.1' (pandas' renaming, which reads like a
+    column of the file) with no note."""
+    import io as _io
+
+    from core.data import load_csv as _load_csv
+
+    text = "a,b,a,y\n" + "".join(f"{i},{i % 3},{2 * i},{i % 2}\n" for i in range(40))
+    d = _load_csv(_io.BytesIO(text.encode()), target="y", name="twice.csv")
+    assert d.feature_names == ("a", "b", "a_2")
+    assert [c[2] for c in d.X[:3].tolist()] == [0.0, 2.0, 4.0]  # the second 'a' holds the second column's data
+    assert any("share a name ('a')" in n and "'a_2'" in n for n in d.notes)
+    plain_file = _load_csv(_io.BytesIO(text.replace("a,b,a", "a,b,c").encode()), target="y", name="once.csv")
+    assert not any("share a name" in n for n in plain_file.notes)

@@ -145,3 +145,16 @@ def test_negative_hidden_sizes_are_refused():
     assert at.session_state["lab_setup"].model.hidden == (16, 16)
     at.sidebar.text_input(key="lab_hidden").set_value("32-8").run()
     assert not at.sidebar.error and at.session_state["lab_setup"].model.hidden == (32, 8)
+
+
+def test_a_sampled_scatter_says_so():
+    """Review: on a 150,000-row upload the home scatter drew 5,000 rows with nothing saying so
+    while the sidebar said every row is used."""
+    from core.data import load_builtin
+    from core.overview import MAX_SCATTER_POINTS, project_2d
+
+    big = load_builtin("moons", n_samples=MAX_SCATTER_POINTS + 1000)
+    proj = project_2d(big, seed=0)
+    assert len(proj.frame) == MAX_SCATTER_POINTS < big.n_rows
+    assert f"{MAX_SCATTER_POINTS:,} of the {big.n_rows:,} rows" in proj.sample_note
+    assert project_2d(load_builtin("moons", n_samples=400), seed=0).sample_note == ""

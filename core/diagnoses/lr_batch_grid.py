@@ -491,7 +491,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         boundaries=boundaries, scaling=scaling, critical=critical, noise=noise, n_failed=len(failed),
         failed_example=str(failed["error"].iloc[0]) if len(failed) else "",
     )
-    if setup.data.builtin is None:
+    if setup.data.builtin is None and backend not in ("inline", "cache"):  # in-process trials share the page's memory
         notes.append("Every trial reads the uploaded file again (workers share no memory with the page); on a big "
                      "file that is part of each trial's time.")
     on_progress(1.0, "done")
@@ -896,14 +896,49 @@ def boundary_sentence(f: Findings) -> str:
     return text
 
 
+def unresolved_lead(c: Critical, size: int, larger_better: bool) -> Comparison | None:
+    """The comparison of batch `size` with a larger batch whose mean went the other way from the
+    estimate's "no clear difference" reading (the larger batch better on average when
+    `larger_better`, else worse) by more than either mean's spread across seeds, without the t-test
+    carrying it: the widest such gap, or None. (A gap inside the spread is what seeds do; a wider
+    one that two or three seeds cannot confirm is not evidence of no difference.)"""
+    def gap(x: Comparison) -> float:
+        small, large = x.a_value, x.b_value
+        better = large > small if x.higher_is_better else large < small
+        wide = abs(large - small) > max(x.spread_a, x.spread_b)
+        return abs(large - small) if better == larger_better and wide else 0.0
+
+    open_ = [x for x in c.comparisons if x.a == str(size) and x.winner is None and gap(x) > 0]
+    return max(open_, key=gap) if open_ else None
+
+
+def critical_doubt(c: Critical) -> Comparison | None:
+    """With the same updates, an estimate that says "a larger batch stops helping at `high`" rests on
+    no larger batch beating it clearly: the larger batch that did better on average without the
+    seeds carrying it (then the estimate is not a finding), or None."""
+    if c.budget != "updates" or c.kind not in ("below", "between"):
+        return None
+    return unresolved_lead(c, c.high, larger_better=True)
+
+
 def critical_sentence(f: Findings) -> str:
-    """The critical batch size estimate, from comparisons across seeds only."""
+    """The critical batch size estimate, from comparisons across seeds only. Where the estimate
+    rests on "no clear difference" although a mean went the other way, it says the seeds cannot
+    tell rather than reading the missing evidence as a finding."""
     c = f.critical
     label = measure_label(f.measure, f.metric)
     lo = size_label(c.low, f.n_train) if c.low is not None else ""
     hi = size_label(c.high, f.n_train) if c.high is not None else ""
     if c.kind == "unknown":
         return "The critical batch size cannot be estimated: fewer than two batch sizes have a best rate."
+    lead = critical_doubt(c)
+    if lead is not None:
+        big = size_label(int(lead.b), f.n_train)
+        return (f"With the same {f.updates:,} updates for every batch size (each at its own best rate), no batch "
+                f"larger than {hi} reached a clearly better {label}, but batch {big} did better on average "
+                f"({num(lead.b_value)} vs {num(lead.a_value)} for batch {hi}) and {min(lead.n_a, lead.n_b)} seeds "
+                f"cannot tell whether that is real (Welch's t-test, p = {num(lead.p_value, 2)}): the grid cannot "
+                f"place the critical batch size{' above batch ' + lo if lo else ''}. Run more seeds to tell.")
     if c.budget == "updates":
         head = f"With the same {f.updates:,} updates for every batch size (each at its own best rate), "
         if c.kind == "below":
@@ -950,6 +985,8 @@ def noise_sentence(f: Findings) -> str:
         "larger": " The grid's critical batch estimate is larger than B_simple anywhere in that span.",
         "unknown": "",
     }[n.relation]
+    if critical_doubt(f.critical) is not None:  # no estimate to set against the noise scale
+        relation = ""
     return text + relation
 
 
