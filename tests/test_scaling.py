@@ -670,3 +670,21 @@ def test_page_with_columns_past_float64_and_a_clear_batch_norm_rate():
     text = _texts(at)
     assert "n/a for raw inputs" not in text and "beyond float64 precision) for raw inputs" in text
     assert "batch norm survived a" in text and "supports the lecture's claim here" in text
+
+
+def test_a_pace_against_runs_that_missed_the_target_is_a_lower_bound():
+    """Review D: '16 steps vs 151 steps for raw (9.4x fewer)' when no raw seed reached the target:
+    151 is the 'miss = steps + 1' stand-in, so both it and the ratio are lower bounds."""
+    from types import SimpleNamespace
+
+    from core.findings import compare
+
+    std, raw = [16.0, 15.0, 17.0], [151.0, 151.0, 151.0]
+    c = compare("steps_to_target", "standard", std, "none", raw, higher_is_better=False)
+    f = SimpleNamespace(target_loss=0.2, reached={"standard": 3, "none": 0}, n_seeds=3, steps=150)
+    text = scaling_lab._pace_sentence(c, f)
+    assert "more than 150 steps (no seed reached it)" in text and "151 steps for" not in text
+    assert f"at least {151 / 16:.2g}x fewer" in text
+    partial = compare("steps_to_target", "standard", std, "none", [100.0, 151.0, 151.0], higher_is_better=False)
+    f.reached["none"] = 1
+    assert "at least 134 steps on average" in scaling_lab._pace_sentence(partial, f)

@@ -331,6 +331,14 @@ def _pace_sentence(c: Comparison, f: Findings) -> str:
                 f"target ({num(target)}) within {f.steps:,} steps.")
     said = comparison_sentence(c, LABELS, f"reached the target training loss ({num(target)})", "sooner",
                                "steps to the target", unit_plural="steps")
+    if c.winner is not None and f.reached[c.loser] < f.n_seeds:
+        # A seed that missed counts as budget + 1: the loser's mean, and the ratio, are lower bounds.
+        w, l = c.winner, c.loser
+        bound = (f"more than {f.steps:,} steps (no seed reached it)" if f.reached[l] == 0 else
+                 f"at least {num(c.value(l))} steps on average (a miss counted as {f.steps + 1:,})")
+        seeds = f" (mean of {f.n_seeds} seeds)" if f.n_seeds > 1 else ""
+        said = (f"{LABELS[w]} reached the target training loss ({num(target)}) sooner: {num(c.value(w))} steps vs "
+                f"{bound} for {LABELS[l]}, at least {factor(c.value(l) / c.value(w))} fewer{seeds}.")
     reached = (f" Seeds reaching it within {f.steps:,} steps: {f.reached[a]} of {f.n_seeds} ({LABELS[a]}) and "
                f"{f.reached[b]} of {f.n_seeds} ({LABELS[b]}); a miss counts as {f.steps + 1:,}."
                if min(f.reached[a], f.reached[b]) < f.n_seeds else "")

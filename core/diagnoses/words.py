@@ -52,16 +52,16 @@ def pct(share: float, digits: int = 2) -> str:
 
 def factor(ratio: float) -> str:
     """A ratio as a factor, two significant digits without exponents: '2.3x', '15x', '150x',
-    '1,200x' (an exponent only past a million); three below 2, so 1.04 does not read '1x'.
+    '1,200x', '93,000,000x' (an exponent only past 1e12); three below 2, so 1.04 does not read '1x'.
 
-    >>> factor(1.04), factor(2.345), factor(153.7), factor(1234.0), factor(float("inf"))
-    ('1.04x', '2.3x', '150x', '1,200x', '∞x')
+    >>> factor(1.04), factor(2.345), factor(153.7), factor(1234.0), factor(9.3e7), factor(float("inf"))
+    ('1.04x', '2.3x', '150x', '1,200x', '93,000,000x', '∞x')
     """
     if not math.isfinite(ratio):
         return "∞x" if ratio > 0 else "n/a"
     if abs(ratio) < 2:
         return f"{ratio:.3g}x"
-    if abs(ratio) < 10 or abs(ratio) >= 1e6:
+    if abs(ratio) < 10 or abs(ratio) >= 1e12:
         return f"{ratio:.2g}x"
     digits = len(str(int(abs(ratio)))) - 2  # keep two significant digits
     return f"{round(ratio, -digits):,.0f}x"
