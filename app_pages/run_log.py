@@ -7,7 +7,7 @@ import streamlit as st
 from core.charts.run_log import extras_chart, gap_chart, overlay_chart, training_chart
 from core.data import DataError
 from core.diagnoses.run_log import (
-    CLIP_QUANTILE, SPIKE_Z, Config, compare_runs, overlay_frame, run,
+    CLIP_QUANTILE, SPIKE_Z, Config, compare_runs, final_loss_words, overlay_frame, run,
 )
 from core.runlog import CANONICAL, LABELS, MAX_BYTES, MissingLoss, combine, read_source, to_training_log
 from core.runlog_examples import EXAMPLES, run_scenario
@@ -179,7 +179,8 @@ def single_run(result, label: str, log) -> None:
     show_verdict(result.verdict)
     m = st.columns(6)
     m[0].metric("Logged steps", f"{result.n_points:,}", help=f"steps {result.first_step:,}–{result.last_step:,}")
-    m[1].metric("Final loss", f"{result.final_loss:.4g}", help="mean of the last 20% of logged losses")
+    final_label, final_help = final_loss_words(result)
+    m[1].metric(final_label, f"{result.final_loss:.4g}", help=final_help)
     m[2].metric("Diverged at step", "—" if result.diverged_at is None else f"{result.diverged_at:,}")  # six columns: "step 2,235" was clipped
     m[3].metric("Stalls", len(result.stalls))
     m[4].metric("Spikes", len(result.spikes))
@@ -242,7 +243,9 @@ if len(results) > 1:
     show_verdict(comparison.verdict)
     st.dataframe(comparison.table.assign(run=result_labels), hide_index=True, column_config={
         "loss_at_horizon": st.column_config.NumberColumn(f"loss by step {comparison.horizon:,}", format="%.4g"),
-        "final_loss": st.column_config.NumberColumn("final loss", format="%.4g"),
+        "final_loss": st.column_config.NumberColumn(
+            "final loss", format="%.4g", help="Mean of the last 20% of the logged losses; for a run that diverged, "
+                                              "of those before the blow-up began."),
         "best_eval": st.column_config.NumberColumn("best eval loss", format="%.4g")})
     log_y_all = st.toggle("Log scale (overlays)", True, **bound("runlog_overlay_log"))
     memo = (tuple(r.name for r in results), tuple(log.fingerprint for log in logs), config, log_y_all)

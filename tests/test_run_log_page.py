@@ -170,3 +170,16 @@ def test_chart_colours_match_the_caption_and_the_learning_rate_legend_is_not_cli
     label = lr["scale"]["domain"][1]
     assert label == "fitted: " + res.schedule.label
     assert lr["legend"]["labelLimit"] >= 7 * len(label)  # ~7 px a character at Vega's 10 px labels
+
+
+def test_a_diverged_upload_shows_the_loss_before_the_blow_up():
+    """Review finding (cos_div): the 'Final loss' card showed 5.559, the mean of the climb itself."""
+    from tests.test_runlog import _hf_state, _settled_then_nan_entries
+    entries = _settled_then_nan_entries()
+    at = _upload(_page(), ("trainer_state_cos_div.json", _hf_state(entries), "application/json"))
+    assert not at.exception
+    card = next(m for m in at.metric if m.label in ("Final loss", "Loss before the blow-up"))
+    assert card.label == "Loss before the blow-up"
+    settled = sorted(e["loss"] for e in entries if 1500 <= e["step"] < 1800)
+    assert float(card.value) == pytest.approx(settled[len(settled) // 2], rel=0.03)
+    assert "left out" in card.help

@@ -16,7 +16,7 @@ import torch
 
 from core.data import DataError
 from core.diagnoses.run_log import (
-    CRITICAL, OSCILLATION, PLATEAU, Config, compare_runs, find_spikes, overlay_frame, run, thin_indices,
+    CRITICAL, OSCILLATION, PLATEAU, Config, compare_runs, final_loss_words, find_spikes, overlay_frame, run, thin_indices,
 )
 from core.probe import GRAD_TAG, LAMBDA_MAX_TAG, LAMBDA_MIN_TAG, LOSS_TAG, LR_TAG, RATIO_PREFIX, Probe
 from core.runlog import MissingLoss, load_log, load_logs
@@ -600,3 +600,50 @@ def test_lightning_metrics_csv_is_recognised_by_its_shape():
     # a plain CSV of the same shape without an epoch column stays a plain CSV
     plain = load_log("\n".join(r.split(",", 1)[1] for r in rows).encode(), "log.csv")
     assert plain.format == "csv"
+
+
+def _settled_then_nan_entries() -> list[dict]:
+    """The reviewer's shape: warmup over 100 steps to 3e-4, cosine to 0 at step 3,000, logged every 5
+    steps; the loss falls to and settles at 0.83 (+-2%) by step ~1,500, climbs from step 1,800
+    (doubling every 40 steps, 0.83 -> ~38 by step 2,230), then a NaN at step 2,240."""
+    rng = np.random.default_rng(7)
+    out = []
+    for s in range(5, 2241, 5):
+        lr = 3e-4 * s / 100 if s < 100 else 3e-4 * 0.5 * (1 + math.cos(math.pi * (s - 100) / 2900))
+        grow = 2.0 ** (max(0, s - 1800) / 80)
+        loss = (0.83 + 3.0 * math.exp(-s / 200)) * (1 + rng.normal(0, 0.02)) * grow
+        out.append({"epoch": s / 1000, "grad_norm": (1.0 + rng.normal(0, 0.05)) * grow, "learning_rate": lr,
+                    "loss": float("nan") if s == 2240 else loss, "step": s})
+    return out
+
+
+def test_a_diverged_runs_final_loss_is_the_level_before_the_blow_up():
+    """Review finding (cos_div): 'Final loss' 5.559 was the mean of the last 20% of the losses before
+    the divergence, i.e. of the climb itself; the run had settled at ~0.83."""
+    entries = _settled_then_nan_entries()
+    log = load_log(_hf_state(entries), "trainer_state_cos_div.json")
+    res = run(log)
+    assert res.divergence is not None
+    step = np.array([e["step"] for e in entries])
+    loss = np.array([e["loss"] for e in entries])
+    # the level it settled at, read off the raw numbers: the median loss of steps 1,500-1,800
+    settled = statistics.median(loss[(step >= 1500) & (step < 1800)].tolist())
+    assert settled == pytest.approx(0.83, rel=0.02)
+    assert res.final_loss == pytest.approx(settled, rel=0.03)
+    # the old number, the last 20% of every finite loss before the divergence, is the climb
+    before = loss[(step < res.divergence.step) & np.isfinite(loss)]
+    assert before[-math.ceil(0.2 * len(before)):].mean() > 2 * settled
+    # the steps it averages over end before the climb has doubled the loss
+    assert res.final_to < 1800 + 80 and res.final_from >= 1000
+    label, tip = final_loss_words(res)
+    assert label == "Loss before the blow-up"
+    assert f"divergence at step {res.divergence.step:,}" in tip and f"{res.final_from:,}" in tip
+
+
+def test_a_run_that_did_not_diverge_keeps_the_mean_of_its_last_fifth():
+    entries = [e for e in _settled_then_nan_entries() if e["step"] < 1800]
+    res = run(load_log(_hf_state(entries), "trainer_state.json"))
+    loss = np.array([e["loss"] for e in entries])
+    assert res.divergence is None
+    assert res.final_loss == pytest.approx(loss[-math.ceil(0.2 * len(loss)):].mean(), rel=1e-12)
+    assert final_loss_words(res)[0] == "Final loss"

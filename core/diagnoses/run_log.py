@@ -52,7 +52,7 @@ from core.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
 from core.diagnoses.stall import CRITICAL, OSCILLATION, SMALL_STEPS, UNCLEAR
 from core.rules import (
-    Divergence, critical_test, find_divergence, gradient_collapsed, gradient_level, oscillating, smooth,
+    Divergence, _loss_healthy, critical_test, find_divergence, gradient_collapsed, gradient_level, oscillating, smooth,
     stall_kind, stall_spans,
 )
 from core.runlog import TrainingLog
@@ -152,8 +152,13 @@ class Result:
     schedule: FittedSchedule | None
     gap: Gap | None
     start_loss: float
-    final_loss: float  # mean of the last 20% of logged losses (before any divergence)
+    # The run's level at the end: the mean of the last 20% of the logged losses; for a run that
+    # diverged, of those before the blow-up began (the records inside the climb left out by
+    # core.rules' healthy-loss notion, the one gradient_level uses), steps final_from..final_to.
+    final_loss: float
     final_noise: float
+    final_from: int  # the first and last step final_loss averages over
+    final_to: int
     min_loss: float
     min_step: int
     grad_level: float  # core.rules.gradient_level: the reference for "small"
@@ -383,8 +388,17 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
 
     # 6) summary numbers and chart data
     start_loss = float(s_loss[0]) if len(s_loss) else float("nan")
-    final = tail_mean(s_loss) if len(s_loss) else float("nan")
-    final_noise = tail_noise(s_loss) if len(s_loss) else float("nan")
+    # A diverged run's last losses are the climb itself (0.83 -> 38 before the NaN): its level is
+    # the one before the blow-up began, so the climbing records are left out.
+    settled = _loss_healthy(s_loss) if divergence is not None and len(s_loss) else np.ones(len(s_loss), bool)
+    if not settled.any():
+        settled[:] = True
+    f_step, f_loss = s_step[settled], s_loss[settled]
+    final = tail_mean(f_loss) if len(f_loss) else float("nan")
+    final_noise = tail_noise(f_loss) if len(f_loss) else float("nan")
+    tail_from = len(f_loss) - max(1, math.ceil(0.2 * len(f_loss)))  # tail_mean's share
+    final_from = int(f_step[tail_from]) if len(f_step) else 0
+    final_to = int(f_step[-1]) if len(f_step) else 0
     i_min = int(np.argmin(smoothed)) if len(smoothed) else 0
     progress(0.85, "charts")
     curve = _curve(step, loss, s_step, smoothed, grad, lr, frame, log, config.max_points)
@@ -402,6 +416,7 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
         divergence_lr=float(lr[cut]) if divergence is not None and cut < len(lr) else float("nan"), stalls=stalls,
         spikes=spikes.reset_index(drop=True), grad_spikes=grad_spikes.reset_index(drop=True), clip=clip,
         schedule=schedule, gap=gap, start_loss=start_loss, final_loss=final, final_noise=final_noise,
+        final_from=final_from, final_to=final_to,
         min_loss=float(smoothed[i_min]) if len(smoothed) else float("nan"),
         min_step=int(s_step[i_min]) if len(s_step) else 0, grad_level=grad_level,
         loss_noise=relative_noise(clean) if len(s_loss) else 0.0, lr_peak=lr_peak,
@@ -411,6 +426,16 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
     result.verdict = make_verdict(result, config)
     progress(1.0, "done")
     return result
+
+
+def final_loss_words(r: Result) -> tuple[str, str]:
+    """The label and tooltip of `final_loss`: 'Loss before the blow-up' for a run that diverged."""
+    where = step_range(r.final_from, r.final_to)
+    if r.divergence is not None:
+        return ("Loss before the blow-up",
+                f"Mean of the last 20% of the losses logged before the loss began to climb ({where}); the climb "
+                f"up to the divergence at step {r.divergence.step:,} is left out.")
+    return "Final loss", f"Mean of the last 20% of the logged losses ({where})."
 
 
 def _grad_level(grad: np.ndarray, width: int, loss: np.ndarray) -> float:
