@@ -123,8 +123,8 @@ if result is not None:
             "escaped": st.column_config.CheckboxColumn("Escaped"),
             "steps_to_escape": "Steps to escape",
             "escaped_by": "By",
-            "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"),
-            "loss_change": st.column_config.NumberColumn("Loss change", format="%.3g",
+            "final_loss": st.column_config.NumberColumn("Final loss", format="%.4g"),
+            "loss_change": st.column_config.NumberColumn("Loss change", format="%.4g",
                                                          help="last finite loss minus the start's"),
             "final_distance": st.column_config.NumberColumn("Final distance", format="%.3g"),
             "diverged_at": "Diverged at step",
@@ -142,15 +142,18 @@ if result is not None:
     st.subheader("Honest about the exact saddle")
     st.info(result.honesty, icon=":material/balance:")
     st.markdown(
-        "- **Why momentum beats plain gradient descent after a push.** Near a saddle the push grows by a "
+        "- **How momentum can beat plain gradient descent after a push.** Near a saddle the push grows by a "
         "factor (1 + lr x |lambda_min|) per step under gradient descent. Momentum adds the previous update "
         "to each new one, so consistent small gradients accumulate into a speed up to 1 / (1 - beta) times "
-        "larger: the ball rolls off. Exactly at the saddle, though, there is no gradient to accumulate.\n"
+        "larger: the ball rolls off (with beta 0 it is plain gradient descent, and a rate past the stable "
+        "limit diverges either way; the race above says what happened here). Exactly at the saddle, though, "
+        "there is no gradient to accumulate.\n"
         "- **Why not always take the curvature step?** It is exact, one step along the eigenvector of "
         "lambda_min, like the lecture's (1, 1) direction at the origin. But finding that eigenvector costs "
-        "an eigen-solve: here a few dozen Hessian-vector products (each about one extra forward and backward "
-        "pass); for millions of parameters and a fresh solve at every suspicious point it is far too costly, "
-        "as the lecture warns.\n"
+        "an eigen-solve: on a toy surface one exact Hessian (its cost is in the table above), on a network "
+        "Lanczos with a few dozen Hessian-vector products (each about one extra forward and backward pass); "
+        "for millions of parameters and a fresh solve at every suspicious point it is far too costly, as the "
+        "lecture warns.\n"
         "- **Why noise works.** Mini-batch gradients are noisy (lecture 4.2): the noise knocks the "
         "parameters off the exact balance point, and the negative curvature does the rest. Adam escapes fast "
         "after a push because it rescales every coordinate to a step of about the learning rate."
