@@ -84,7 +84,8 @@ def show_training(result) -> None:
     rows = result.summary.set_index("run")
     goal = result.goal_label()
     n_seeds = int(rows["seeds"].max())
-    short = f"{result.goal:.0%}" + (" (lowered)" if result.goal_lowered else "")
+    short = f"{result.goal:.0%}"
+    lowered_note = " (lowered goal)" if result.goal_lowered else ""
     cols = st.columns(len(rows))
     for col, (key, row) in zip(cols, rows.iterrows()):
         value, delta, good = card(row, config.steps, result.goal)
@@ -105,8 +106,8 @@ def show_training(result) -> None:
     st.dataframe(shown, hide_index=True, column_order=[
         "label", "reached_goal", "steps_to_goal", "start_grad_norm", "final_accuracy", "final_accuracy_sd",
         "final_val_accuracy", "diverged_seeds", "first_divergence", "start_accuracy", "steps_run"], column_config={
-        "label": "Loss", "reached_goal": f"Seeds reaching {short} (of {n_seeds})",
-        "steps_to_goal": st.column_config.NumberColumn(f"Steps to hold {short} (mean)", format="%.1f"),
+        "label": "Loss", "reached_goal": f"Seeds reaching {short}, of {n_seeds}{lowered_note}",
+        "steps_to_goal": st.column_config.NumberColumn(f"Steps to hold {short}, mean{lowered_note}", format="%.1f"),
         **{c: st.column_config.NumberColumn(c.replace("_", " ").capitalize(), format="percent")
            for c in ("start_accuracy", "final_accuracy", "final_accuracy_sd", "final_val_accuracy")},
         "start_grad_norm": st.column_config.NumberColumn("Start gradient norm", format="%.3g"),

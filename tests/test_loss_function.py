@@ -415,7 +415,7 @@ def test_page_lowered_goal_table_and_cards():
     table = at.dataframe[0].proto
     order = list(table.column_order)
     assert order.index("start_grad_norm") <= 3 and order.index("reached_goal") == 1  # on screen at 1400 px
-    assert '"Seeds reaching 93% (lowered) (of 5)"' in table.columns
+    assert '"Seeds reaching 93%, of 5 (lowered goal)"' in table.columns
 
 
 def test_page_diverged_card():
@@ -426,6 +426,9 @@ def test_page_diverged_card():
     assert not at.exception
     raw = {m.label: m for m in at.metric}[RUN_LABELS[RAW]]
     assert raw.value == "diverged" and raw.delta.startswith("at step")
+    # Review D: the verdict said "diverged at step 2" (the lab seed) beside a card's "at steps 2–3".
+    said = " ".join(plain(e.body) for e in (*at.error, *at.warning, *at.info, *at.success))
+    assert f"diverged {raw.delta}" in said, (raw.delta, said)
     # The table's gaps (no accuracy for a loss whose seeds all diverged) read "–", never a grey "None".
     shown = at.dataframe[0].value
     raw_row = shown[shown["label"] == RUN_LABELS[RAW]].iloc[0]

@@ -550,12 +550,18 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
     """The verdict, worded from the findings only."""
     rows = summary.set_index("run")
     ce, sm = rows.loc["cross_entropy"], rows.loc["softmax_mse"]
-    seeds = f" on average over {f.n_seeds} seeds (initial weights)" if f.n_seeds > 1 else ""
-    tail = "".join(f" {capital(RUN_LABELS[k])} diverged at step {step}." for k, step in f.diverged.items()
-                   if k != "cross_entropy")
+    seeds = f" (means over {f.n_seeds} seeds, which vary the initial weights)" if f.n_seeds > 1 else ""
+    def where(k: str) -> str:
+        # The seeds' span, as the cards say it ("at steps 2–3"); the lab seed's step when not summarised.
+        if k in rows.index and "first_divergence" in rows.columns and pd.notna(rows.at[k, "first_divergence"]):
+            return divergence_words(int(rows.at[k, "first_divergence"]), int(rows.at[k, "last_divergence"]),
+                                    int(rows.at[k, "diverged_seeds"]), int(rows.at[k, "seeds"]))
+        return f"at step {f.diverged[k]}"
+
+    tail = "".join(f" {capital(RUN_LABELS[k])} diverged {where(k)}." for k in f.diverged if k != "cross_entropy")
     start = "From the confidently wrong start, " if config.wrong_start else ""
     if "cross_entropy" in f.diverged:
-        return Verdict("problem", f"Cross-entropy diverged at step {f.diverged['cross_entropy']} with learning "
+        return Verdict("problem", f"Cross-entropy diverged {where('cross_entropy')} with learning "
                                   f"rate {config.lr:g}.{tail}", "Lower the learning rate and run again.")
     if f.best_final < f.chance + 0.05:
         return Verdict("problem", f"No loss trained: the best final training accuracy is {_pct(f.best_final)}, "
@@ -585,9 +591,9 @@ def make_verdict(f: Findings, summary: pd.DataFrame, goal: float, config: Config
                 f"and {_pct(sm['final_accuracy'])}.{tail}{hint}")
         return Verdict("info", lowered + capital(text), "")
     w, l = c.winner, c.loser
-    text = (f"{start}{RUN_LABELS[w]} {goal_words} sooner: in {steps_fmt(c.value(w))} steps against "
-            f"{steps_fmt(c.value(l))} for {RUN_LABELS[l]}{seeds} (runs reaching the goal: "
-            f"{reach[w]} and {reach[l]}); final accuracy {_pct(rows.at[w, 'final_accuracy'])} and "
+    text = (f"{start}{RUN_LABELS[w]} {goal_words} sooner: in {steps_fmt(c.value(w))} steps{seeds} against "
+            f"{steps_fmt(c.value(l))} for {RUN_LABELS[l]}; runs reaching the goal: "
+            f"{reach[w]} and {reach[l]}; final accuracy {_pct(rows.at[w, 'final_accuracy'])} and "
             f"{_pct(rows.at[l, 'final_accuracy'])}.{grads}{tail}")
     if w == "cross_entropy":
         kind = "warning" if int(rows.at["softmax_mse", "reached_goal"]) == 0 else "info"
