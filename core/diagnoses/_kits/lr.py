@@ -350,10 +350,15 @@ def display_table(frame: pd.DataFrame, run_labels: dict[str, str] | None = None,
     >>> t = pd.DataFrame({"run": ["constant"], "first_diverged_at": pd.array([None], dtype="Int64")})
     >>> display_table(t, {"constant": "constant rate"}).to_dict("records")
     [{'run': 'constant rate', 'first diverged at step': '–'}]
+    >>> display_table(pd.DataFrame({"seeds": [1], "tail_spread": [0.0]})).to_dict("records")
+    [{'seeds': 1, 'spread across seeds': '–'}]
     """
     out = frame.drop(columns=[c for c in drop if c in frame.columns]).copy()
     if run_labels and key in out.columns:
         out[key] = [run_labels.get(k, k) for k in out[key]]
+    if "tail_spread" in out.columns and "seeds" in out.columns:
+        # One seed has no spread across seeds: a gap, not a spread of 0.
+        out["tail_spread"] = out["tail_spread"].astype(float).where(out["seeds"] > 1)
     for col in out.columns:
         if pd.api.types.is_numeric_dtype(out[col]) and out[col].isna().any():
             out[col] = cells(out[col].tolist())
