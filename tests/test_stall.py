@@ -3,6 +3,7 @@ known by construction, properties over seeds and configs, classification against
 Hessian and scikit-learn, the lecture's toy network against its closed form, and AppTests."""
 import doctest
 import json
+import math
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 import core.diagnoses.stall as stall_module
 from core.curvature import KINDS
 from core.data import Dataset, load_builtin
+from core.diagnoses.words import num
 from core.diagnoses.stall import (
     CRITICAL, NOT_CLASSIFIED, NOT_CRITICAL, NOT_CRITICAL_KINDS, OSCILLATION, SCENARIO, SMALL_STEPS, STALL_KINDS,
     UNCLEAR, VALLEY_MINIMUM, Config, Findings, check_work, detect_stalls, display_points, display_stalls,
@@ -663,3 +665,71 @@ def test_every_page_that_shows_stall_kinds_handles_small_steps():
     text = res.verdict.text
     assert "too small" in text and "critical point" in text and "gradient ~0" not in text
     assert res.verdict.advice.startswith("Raise the learning rate")
+
+
+def _quadratic_end(gain_share: float):
+    """An end point judged on f(t) = 0.5 * |t|^2 (every eigenvalue 1) at |t| = |g| = sqrt(2 * gain):
+    one safe step 1/max|lambda| = 1 gains |g|^2 / 2 = `gain_share` of a start loss of 1."""
+    from core.diagnoses.stall import judge_point
+
+    g = math.sqrt(2 * gain_share)
+    theta = torch.tensor([g, 0.0], dtype=F64)
+    p, _, _ = judge_point(lambda t: 0.5 * (t ** 2).sum(), theta, g, 0.5 * g * g, 1.0, "end", "end", 100,
+                          spectrum=False)
+    assert p.test.gain_share == pytest.approx(gain_share)  # the closed form of the safe step's gain
+    return p
+
+
+@pytest.mark.parametrize("gain, last_step, cos, slow", [
+    (0.06, 1000, float("nan"), True),  # 12% of the run's fall (0.5), worth 120 average steps
+    (0.04, 1000, float("nan"), False),  # 8% of the fall: under SLOW_SHARE
+    (0.06, 50, float("nan"), False),  # 12% of the fall, but only 6 of 50 steps' average: a short run
+    (0.001, 1000, 0.95, True),  # aligned successive gradients at the end
+    (0.001, 1000, 0.5, False),
+])
+def test_no_stall_with_a_large_safe_step_or_aligned_gradients_says_the_steps_are_small(gain, last_step, cos, slow):
+    # Review finding 2 (thresholds): no stall, an end that is not critical.
+    f = Findings(divergence=None, start_loss=1.0, final_loss=0.5, stalls=(), end=_quadratic_end(gain), window=10,
+                 rel_eps=0.01, minibatch=False, last_step=last_step, end_cos=cos)
+    v = make_verdict(f)
+    assert v.text.startswith("No stall")
+    assert ("slowly because the steps are small" in v.text) == slow
+    assert v.advice.startswith("Raise the learning rate") == slow
+    assert (v.kind == "warning") == slow
+    if slow and gain == 0.06:
+        assert "would gain 12% of what all 1,000 steps gained (50.0% of it), as much as 120 of the run's" in v.text
+
+
+def test_page_rate_3e4_no_stall_says_the_rate_is_too_small():
+    # Review finding 2: /stall?stall_lr=0.0003 said "No stall ... Nothing is stuck" while 1,000 steps
+    # lowered the loss 10.8% and one safe step would gain 9.4% of the start loss.
+    res = run(load_builtin("moons"), LabSetup(), Config(lr=3e-4))
+    assert res.stalls.empty
+    end = res.points.set_index("point").loc["end"]
+    fall = (res.start_loss - res.final_loss) / res.start_loss
+    assert not end["critical"] and end["gain_share"] > 0.5 * fall  # the page's own tables
+    last = res.steps[res.steps["step"] > res.steps["step"].max() - 100]["grad_cos"]
+    assert last.mean() > 0.99
+    assert min(_successive_gradient_cosines(3e-4)) > 0.999  # torch: every step goes the same way
+    v = res.verdict
+    assert v.kind == "warning" and "slowly because the steps are small" in v.text
+    assert f"{round(100 * end['gain_share'] / fall)}% of what all 1,000 steps gained" in v.text
+    assert v.advice.startswith("Raise the learning rate") and "Nothing is stuck" not in v.advice
+    # the advice holds: 10x the rate lowers the loss far further in the same 1,000 steps
+    faster = run(load_builtin("moons"), LabSetup(), Config(lr=3e-3, max_classified=0))
+    assert faster.start_loss - faster.final_loss > 3 * (res.start_loss - res.final_loss)
+
+
+def test_no_stall_with_a_bouncing_end_keeps_nothing_is_stuck():
+    res = run(load_builtin("moons"), LabSetup(), Config(lr=2.0))
+    assert res.stalls.empty and res.findings.end_cos < 0
+    assert res.verdict.kind == "good" and res.verdict.advice.startswith("Nothing is stuck")
+
+
+def test_toy_valley_sentence_parses():
+    # Review finding 3: "... within 0.01% of the origin's loss of the lowest value this surface can take (0)".
+    p = toy_point(1.001, 1.0)
+    assert p.valley_minimum
+    assert (f"the loss, {num(p.loss)}, is above the lowest value this surface can take (0) by less than 0.01% of "
+            "the origin's loss") in p.sentence
+    assert p.loss - 0.0 < 1e-4 * (1 - 0) ** 2  # the claim, on the lecture's closed form (w1 w2 - 1)^2

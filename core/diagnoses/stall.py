@@ -61,6 +61,16 @@ STALL_KINDS = (CRITICAL, OSCILLATION, SMALL_STEPS, UNCLEAR)
 NOT_CRITICAL_KINDS = (OSCILLATION, SMALL_STEPS)  # stalls with a gradient that is not ~0
 # Point kinds beyond core.curvature.KINDS.
 NOT_CRITICAL = "not critical"
+# A run with no stall whose end is not critical still falls "slowly because the steps are small"
+# when one safe gradient step (rate 1/max|lambda|, core.rules.critical_test's gain) is worth at
+# least SLOW_SHARE of everything the run's steps gained AND at least SLOW_STEPS of its average
+# steps: at a good rate a step gains about what the safe step does, so a safe step worth 10 or
+# more average steps says the rate is roughly 10x or more below the stable one (the "try 10x" of
+# the advice), and one worth a tenth of the whole run says the run is far from done. The second
+# condition keeps a short run (under 100 steps) from being called slow for a safe step worth a
+# couple of its steps. Or when successive gradients at the end are aligned (SMALL_STEP_COSINE).
+SLOW_SHARE = 0.1
+SLOW_STEPS = 10
 NOT_CLASSIFIED = "not classified"
 
 MAX_CURVE_ROWS = 4000  # Altair refuses to export a chart whose data has more than 5,000 rows
@@ -190,6 +200,7 @@ class Findings:
     rel_eps: float
     minibatch: bool
     last_step: int
+    end_cos: float = float("nan")  # mean cosine of successive gradients over the last window (NaN if not recorded)
 
 
 @dataclass(eq=False)
@@ -318,6 +329,15 @@ def _detect(frame: pd.DataFrame, window: int, rel_eps: float) -> list[Stall]:
         kind = stall_kind(g, early, c)
         out.append(Stall(f"S{i}", int(step[a]), int(step[b]), kind, "log", float(s[a]), float(s[b]), g, early, c))
     return out
+
+
+def _end_cosine(frame: pd.DataFrame, window: int) -> float:
+    """Mean cosine of successive gradients over the run's last `window` steps (NaN if not recorded)."""
+    if "grad_cos" not in frame or not len(frame):
+        return float("nan")
+    last = frame[frame["step"] > frame["step"].iloc[-1] - window]["grad_cos"].to_numpy(dtype=float)
+    last = last[np.isfinite(last)]
+    return float(last.mean()) if len(last) else float("nan")
 
 
 def _median(x: np.ndarray) -> float:
@@ -644,7 +664,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         divergence=rec.divergence, start_loss=rec.start.train_loss,
         final_loss=rec.end.train_loss if rec.diverged_at is None else hist.final_loss,
         stalls=tuple(judged), end=points.get("end"), window=window, rel_eps=config.rel_eps,
-        minibatch=minibatch, last_step=total,
+        minibatch=minibatch, last_step=total, end_cos=_end_cosine(finite, window),
     )
     stall_df = pd.DataFrame([_stall_row(s) for s in judged], columns=STALL_COLUMNS)
     point_df = pd.DataFrame([_point_row(p) for p in points.values()], columns=POINT_COLUMNS)
@@ -747,6 +767,43 @@ def _end_sentence(f: Findings) -> str:
     return f" {where} the gradient is ~0: {_gain_clause(e.test)}, and {_hessian_clause(e)}."
 
 
+def slow_steps(f: Findings) -> tuple[bool, bool]:
+    """(a safe step is worth a large share of the run's fall, successive gradients at the end are
+    aligned): the two signs that a run with a non-critical end falls slowly because its steps are
+    small (SLOW_SHARE, SLOW_STEPS, SMALL_STEP_COSINE). Both False when the end was not judged or is critical."""
+    e = f.end
+    if e is None or e.test.critical:
+        return False, False
+    fall = max(f.start_loss - f.final_loss, 0.0) / max(abs(f.start_loss), 1e-12)  # the gain's unit: start loss
+    gain = e.test.gain_share
+    worth = gain >= SLOW_SHARE * fall and gain * f.last_step >= SLOW_STEPS * fall
+    aligned = math.isfinite(f.end_cos) and f.end_cos >= SMALL_STEP_COSINE
+    return bool(worth), bool(aligned)
+
+
+def _slow_sentence(f: Findings) -> str:
+    """' The loss is still falling, but slowly because the steps are small: ...' or ''."""
+    worth, aligned = slow_steps(f)
+    if not (worth or aligned):
+        return ""
+    fall = (f.start_loss - f.final_loss) / max(abs(f.start_loss), 1e-12)
+    gain = f.end.test.gain_share
+    why = []
+    if worth:
+        if fall > 0:
+            why.append(f"one safe gradient step ({pct(gain)} of the start loss) would gain {pct(gain / fall)} of what "
+                       f"all {f.last_step:,} steps gained ({pct(fall, 3)} of it), as much as "
+                       f"{gain / fall * f.last_step:,.0f} of the run's average steps")
+        else:
+            why.append(f"one safe gradient step would gain {pct(gain)} of the start loss, while all {f.last_step:,} "
+                       "steps gained nothing")
+    if aligned:
+        why.append(f"successive gradients at the end have cosine {num(f.end_cos, 2)} (at or above "
+                   f"{num(SMALL_STEP_COSINE)}: every step goes the same way downhill)")
+    return (" The loss is still falling, but slowly because the steps are small (the learning rate is too low): "
+            + "; and ".join(why) + ".")
+
+
 def make_verdict(f: Findings) -> Verdict:
     """The plain-language answer, worded from the findings only.
 
@@ -783,6 +840,11 @@ def make_verdict(f: Findings) -> Verdict:
             text += " The loss was still falling there, so the run is passing through this region, not stuck in it."
             return Verdict("info" if f.end.kind == "saddle point" else "good", text,
                            "Train longer and watch whether the loss keeps falling.")
+        slow = _slow_sentence(f)
+        if slow:
+            return Verdict("warning", text + slow,
+                           "Raise the learning rate (try 10x; the Learning rate page's range test finds the largest "
+                           "stable one), or train much longer: at this rate the loss keeps falling only slowly.")
         return Verdict("good", text, "Nothing is stuck; train longer if the loss is still falling.")
     judged = [s for s in f.stalls if s.point is not None]
     s = max(judged or list(f.stalls), key=lambda s: s.end - s.start)
@@ -901,8 +963,8 @@ def toy_valley_sentence(p: Point) -> str:
     if p.loss == TOY_LOSS_FLOOR:
         floor = f"the loss is {num(p.loss)}, the lowest value this surface can take"
     else:
-        floor = (f"the loss, {num(p.loss)}, is within {pct(CRITICAL_GAIN)} of the origin's loss of the lowest value "
-                 f"this surface can take ({num(TOY_LOSS_FLOOR)})")
+        floor = (f"the loss, {num(p.loss)}, is above the lowest value this surface can take ({num(TOY_LOSS_FLOOR)}) "
+                 f"by less than {pct(CRITICAL_GAIN)} of the origin's loss")
     head = f"A critical point: {_gain_clause(p.test)}, and {floor}: a minimum, one of the valley of minima w1·w2 = 1."
     if p.eig_min < -p.tolerance:  # just off the valley
         return (head + f" The Hessian has a small negative eigenvalue (λ_min = {num(p.eig_min)}, λ_max = "
