@@ -40,7 +40,7 @@ seeds_note.caption("Charts of compared runs show the mean over seeds and the ban
 # always run (cached): the answer above needs both.
 tab_range, tab_preview, tab_train, tab_adaptive = st.tabs(
     ["Find a rate (range test)", "Preview schedules", "Train with schedules", "Adaptive optimizers"],
-    key=f"{PAGE}_tab", on_change="rerun")
+    key=f"{PAGE}_tab", on_change="rerun", bind="query-params")  # the open tab is in the URL
 
 
 def rate_input(label: str, value: float, key: str, **kw) -> float:

@@ -244,7 +244,7 @@ def gradient_level(grad, width: int, loss=None) -> float:
     g = np.asarray(grad, dtype=float)
     keep = np.isfinite(g)
     if loss is not None:
-        keep &= _loss_healthy(np.asarray(loss, dtype=float))
+        keep &= loss_healthy(np.asarray(loss, dtype=float))
     g = g[keep]
     if not len(g):
         return float("nan")
@@ -253,7 +253,7 @@ def gradient_level(grad, width: int, loss=None) -> float:
     return float(pd.Series(g).rolling(width).median().max())
 
 
-def _loss_healthy(loss: np.ndarray) -> np.ndarray:
+def loss_healthy(loss: np.ndarray) -> np.ndarray:
     """True where the loss is not inside a blow-up (see gradient_level)."""
     level = pd.Series(loss).rolling(LEVEL_LOSS_POINTS, center=True, min_periods=1).median().to_numpy()
     lowest = np.fmin.accumulate(np.where(np.isfinite(level), level, np.nan))

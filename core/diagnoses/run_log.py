@@ -52,7 +52,7 @@ from core.findings import Comparison, compare, tail_mean, tail_noise
 from core.diagnoses.words import capital, divergence_sentence, num, pct, step_range, steps as steps_word
 from core.diagnoses.stall import CRITICAL, OSCILLATION, SMALL_STEPS, UNCLEAR
 from core.rules import (
-    Divergence, _loss_healthy, critical_test, find_divergence, gradient_collapsed, gradient_level, oscillating, smooth,
+    Divergence, critical_test, find_divergence, gradient_collapsed, gradient_level, loss_healthy, oscillating, smooth,
     stall_kind, stall_spans,
 )
 from core.runlog import TrainingLog
@@ -390,7 +390,7 @@ def run(log: TrainingLog, config: Config = Config(), on_progress: Progress | Non
     start_loss = float(s_loss[0]) if len(s_loss) else float("nan")
     # A diverged run's last losses are the climb itself (0.83 -> 38 before the NaN): its level is
     # the one before the blow-up began, so the climbing records are left out.
-    settled = _loss_healthy(s_loss) if divergence is not None and len(s_loss) else np.ones(len(s_loss), bool)
+    settled = loss_healthy(s_loss) if divergence is not None and len(s_loss) else np.ones(len(s_loss), bool)
     if not settled.any():
         settled[:] = True
     f_step, f_loss = s_step[settled], s_loss[settled]
