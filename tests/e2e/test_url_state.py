@@ -136,3 +136,15 @@ def test_a_link_naming_an_option_by_its_value_opens_that_option(page, app_url):
     written = params(page)
     assert written["lab_dataset"] == ["breast cancer"], written
     assert len(written["saddle_view"]) == 1 and written["saddle_view"][0] != "exact", written
+
+
+def test_the_learning_rate_pages_open_tab_is_in_the_link(page, app_url):
+    """Review D: '?learning_rate_tab=Train+with+schedules' did not open that tab; clicking a tab
+    now writes it to the address and a link opens it."""
+    page.goto(f"{app_url}/learning_rate?learning_rate_tab=Train+with+schedules")
+    expect(page.get_by_role("heading", name="Learning rate", exact=True)).to_be_visible(timeout=60_000)
+    wait_idle(page, timeout=180_000)
+    expect(page.get_by_role("tab", name="Train with schedules")).to_have_attribute("aria-selected", "true")
+    page.get_by_role("tab", name="Adaptive optimizers").click()
+    wait_idle(page, timeout=180_000)
+    assert params(page)["learning_rate_tab"] == ["Adaptive optimizers"]
