@@ -536,19 +536,26 @@ def test_one_gradient_spike_does_not_make_a_stall_a_critical_point():
     assert "critical point" not in res.verdict.text
 
 
-def _cos_div_entries() -> list[dict]:
-    """The reviewer's trainer_state_cos_div.json: warmup (from 0) over 100 steps to 3e-4, cosine to 0
-    at step 3,000, logged every 5 steps; the loss falls slowly to ~0.8 and blows up after step 2,000
-    (doubling every 40 steps), the gradient norm ~1 all run and growing with the loss there."""
-    rng = np.random.default_rng(1)
+def _warmup_cosine_blow_up(seed: int, last: int, level: float, decay: float, climb_from: int, doubling: int,
+                           nan_at: int | None = None) -> list[dict]:
+    """A Hugging Face log of the reviewers' shape: warmup (from 0) over 100 steps to 3e-4, cosine to 0
+    at step 3,000, logged every 5 steps; the loss falls (time constant `decay`) to `level` (+-2%) and,
+    from `climb_from`, doubles every `doubling` steps, the gradient norm ~1 all run and growing with
+    the loss there; a NaN loss at `nan_at`."""
+    rng = np.random.default_rng(seed)
     out = []
-    for s in range(5, 2401, 5):
+    for s in range(5, last + 1, 5):
         lr = 3e-4 * s / 100 if s < 100 else 3e-4 * 0.5 * (1 + math.cos(math.pi * (s - 100) / 2900))
-        grow = 2.0 ** (max(0, s - 2000) / 40)
-        loss = (0.75 + 3.05 * math.exp(-s / 450)) * (1 + rng.normal(0, 0.02)) * grow
-        gn = (1.0 + rng.normal(0, 0.05)) * grow
-        out.append({"epoch": s / 1000, "grad_norm": gn, "learning_rate": lr, "loss": loss, "step": s})
+        grow = 2.0 ** (max(0, s - climb_from) / doubling)
+        loss = (level + 3.0 * math.exp(-s / decay)) * (1 + rng.normal(0, 0.02)) * grow
+        out.append({"epoch": s / 1000, "grad_norm": (1.0 + rng.normal(0, 0.05)) * grow, "learning_rate": lr,
+                    "loss": float("nan") if s == nan_at else loss, "step": s})
     return out
+
+
+def _cos_div_entries() -> list[dict]:
+    """The reviewer's trainer_state_cos_div.json: slowly to ~0.8, a blow-up after step 2,000."""
+    return _warmup_cosine_blow_up(1, 2400, 0.75, 450, 2000, 40)
 
 
 def test_a_blow_up_is_not_a_stall_and_the_divergence_verdict_agrees_with_the_stall_table():
@@ -603,18 +610,9 @@ def test_lightning_metrics_csv_is_recognised_by_its_shape():
 
 
 def _settled_then_nan_entries() -> list[dict]:
-    """The reviewer's shape: warmup over 100 steps to 3e-4, cosine to 0 at step 3,000, logged every 5
-    steps; the loss falls to and settles at 0.83 (+-2%) by step ~1,500, climbs from step 1,800
-    (doubling every 40 steps, 0.83 -> ~38 by step 2,230), then a NaN at step 2,240."""
-    rng = np.random.default_rng(7)
-    out = []
-    for s in range(5, 2241, 5):
-        lr = 3e-4 * s / 100 if s < 100 else 3e-4 * 0.5 * (1 + math.cos(math.pi * (s - 100) / 2900))
-        grow = 2.0 ** (max(0, s - 1800) / 80)
-        loss = (0.83 + 3.0 * math.exp(-s / 200)) * (1 + rng.normal(0, 0.02)) * grow
-        out.append({"epoch": s / 1000, "grad_norm": (1.0 + rng.normal(0, 0.05)) * grow, "learning_rate": lr,
-                    "loss": float("nan") if s == 2240 else loss, "step": s})
-    return out
+    """Settled at 0.83 by step ~1,500, climbing from step 1,800 (0.83 -> ~38 by step 2,230), then a NaN
+    at step 2,240."""
+    return _warmup_cosine_blow_up(7, 2240, 0.83, 200, 1800, 80, nan_at=2240)
 
 
 def test_a_diverged_runs_final_loss_is_the_level_before_the_blow_up():
