@@ -58,8 +58,7 @@ if data is not None:
     )
     spread = scale_spread(table)
     if spread:
-        st.caption(escape_markdown(spread + " The Feature scaling page (lecture 5.2) shows what a wide "
-                                            "spread does to training."))
+        st.caption(escape_markdown(spread))
     for note in data.notes:
         st.info(escape_markdown(note), icon=":material/info:")
     with st.expander("Preview (first 50 rows)"):

@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from core.data import Dataset
 
+SAME_SPREAD = 1.5  # standard deviations within this ratio: one scale, nothing for the scaling page to show
 MAX_SCATTER_POINTS = 5000  # a browser draws more points slowly and shows nothing new
 
 
@@ -78,8 +79,13 @@ def scale_spread(table: pd.DataFrame) -> str | None:
     if len(spread) < 2:
         return None
     lo, hi = spread.loc[spread["std"].idxmin()], spread.loc[spread["std"].idxmax()]
+    ratio = hi["std"] / lo["std"]
+    if ratio < SAME_SPREAD:
+        return (f"The features share about one scale: standard deviations from {_num(lo['std'])} to "
+                f"{_num(hi['std'])}.")
     return (f"Standard deviations range from {_num(lo['std'])} ('{lo['feature']}') to {_num(hi['std'])} "
-            f"('{hi['feature']}'), a ratio of {_num(hi['std'] / lo['std'])} to 1.")
+            f"('{hi['feature']}'), a ratio of {_num(ratio)} to 1. The Feature scaling page (lecture 5.2) "
+            "shows what a wide spread does to training.")
 
 
 def _num(v: float) -> str:

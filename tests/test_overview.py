@@ -34,4 +34,7 @@ def test_builtin_tables_and_summary():
     assert list(iris.columns) == ["feature", "min", "max", "mean", "std", "missing"]
     assert iris["missing"].eq(0).all() and iris["min"].iloc[0] == pytest.approx(4.3)
     assert scale_spread(iris.iloc[:1]) is None
+    # Review C: "a ratio of 1.00 to 1 ... shows what a wide spread does" on features of one scale.
+    alike = pd.DataFrame({"feature": ["a", "b"], "std": [1.0, 1.2]})
+    assert "share about one scale" in scale_spread(alike) and "ratio" not in scale_spread(alike)
     assert summary(load_builtin("iris")).set_index("what").loc["rows", "value"] == "150"

@@ -1012,7 +1012,8 @@ def make_verdict(f: Findings) -> Verdict:
         advice.append("To separate the rules, narrow the rate range around the best rates with more rates, "
                       "add seeds, or widen the batch range.")
     if any(x.open_low or x.open_high for x in f.best):
-        advice.append("Extend the rate range where the best rate sits at the grid's edge.")
+        advice.append("Extend the rate range where the rates not clearly worse than the best reach the grid's "
+                      "edge: a better rate may lie beyond it.")
     if f.optimizer == "adam":
         advice.append("For Adam, square-root scaling is the usual expectation (Malladi et al. 2022); the linear "
                       "rule is SGD's (Goyal et al. 2017), and it needs warm-up at large rates.")
