@@ -5,7 +5,7 @@ from core.charts.loss_function import class_code_map, loss_map, path_probability
 from core.diagnoses.class_codes import Config as CodesConfig
 from core.diagnoses.class_codes import run as run_class_codes
 from core.diagnoses.loss_function import CONFIDENT, PICTURE_LOSSES, RUN_LABELS, Config, card, run
-from core.diagnoses.words import cells, num, pct
+from core.diagnoses.words import gaps_as_text, pct
 from core.train import OPTIMIZERS
 from ui.data_checks import show_data_checks
 from ui.export import show_chart
@@ -97,12 +97,9 @@ def show_training(result) -> None:
     # they stay on screen at 1400 px; the goal is named in the headers because it may be lowered.
     # A column with a gap (no accuracy for a loss whose seeds all diverged, no step for a goal
     # never held) is shown as text with "–" there: Streamlit draws a missing number as "None".
-    shown = result.summary.copy()
-    for column, fmt in (("start_accuracy", pct), ("final_accuracy", pct), ("final_accuracy_sd", pct),
-                        ("final_val_accuracy", pct), ("steps_to_goal", lambda x: f"{x:.1f}"),
-                        ("start_grad_norm", lambda x: f"{x:.3g}"), ("first_divergence", num)):
-        if column in shown and shown[column].isna().any():
-            shown[column] = cells(shown[column], fmt)
+    shown = gaps_as_text(result.summary, {
+        "start_accuracy": pct, "final_accuracy": pct, "final_accuracy_sd": pct, "final_val_accuracy": pct,
+        "steps_to_goal": lambda x: f"{x:.1f}", "start_grad_norm": lambda x: f"{x:.3g}"})
     st.dataframe(shown, hide_index=True, column_order=[
         "label", "reached_goal", "steps_to_goal", "start_grad_norm", "final_accuracy", "final_accuracy_sd",
         "final_val_accuracy", "diverged_seeds", "first_divergence", "start_accuracy", "steps_run"], column_config={

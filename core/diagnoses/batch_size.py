@@ -53,7 +53,7 @@ from core.curvature import gradient, hessian_extremes, hutchinson_trace, model_l
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress, Ticker
 from core.findings import SIGNIFICANCE, Comparison, compare
-from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, factor, num
+from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, factor, gaps_as_text, num
 from core.lab import LabSetup
 from core.models import n_params as count_params
 from core.rules import Divergence, critical_test
@@ -1538,11 +1538,7 @@ def dash_missing(frame: pd.DataFrame) -> pd.DataFrame:
     >>> dash_missing(pd.DataFrame({"step": pd.array([3, None], dtype="Int64"), "n": [1, 2]}))["step"].tolist()
     ['3', '–']
     """
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].isna().any():
-            out[col] = out[col].map(table_cell).astype(object)
-    return out
+    return gaps_as_text(frame, default=table_cell)
 
 
 def runs_table(result: Result) -> pd.DataFrame:

@@ -159,3 +159,19 @@ def cells(values, fmt: Callable[[float], str] = num, missing: str = "–") -> li
         gone = x is None or x is pd.NA or (isinstance(x, (float, np.floating)) and not math.isfinite(x))
         out.append(missing if gone else fmt(x))
     return out
+
+
+def gaps_as_text(frame: pd.DataFrame, formats: Mapping[str, Callable] | None = None,
+                 default: Callable = num) -> pd.DataFrame:
+    """A copy for display where every column with a missing value becomes text through `cells`
+    (its format from `formats`, else `default`); columns without a gap keep their types.
+
+    >>> gaps_as_text(pd.DataFrame({"step": pd.array([3, None], dtype="Int64"), "n": [1, 2]})).to_dict("list")
+    {'step': ['3', '–'], 'n': [1, 2]}
+    """
+    formats = formats or {}
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].isna().any():
+            out[col] = pd.Series(cells(out[col].tolist(), formats.get(col, default)), index=out.index, dtype=object)
+    return out

@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.data import Dataset
 from core.diagnoses import Progress, no_progress, sub_progress
-from core.diagnoses.words import capital, cells, factor, num, pct
+from core.diagnoses.words import capital, factor, gaps_as_text, num, pct
 from core.findings import Comparison, compare
 from core.lab import LabSetup
 from core.rules import Divergence, smooth
@@ -359,7 +359,6 @@ def display_table(frame: pd.DataFrame, run_labels: dict[str, str] | None = None,
     if "tail_spread" in out.columns and "seeds" in out.columns:
         # One seed has no spread across seeds: a gap, not a spread of 0.
         out["tail_spread"] = out["tail_spread"].astype(float).where(out["seeds"] > 1)
-    for col in out.columns:
-        if pd.api.types.is_numeric_dtype(out[col]) and out[col].isna().any():
-            out[col] = cells(out[col].tolist())
+    numeric = out.select_dtypes("number").columns
+    out[numeric] = gaps_as_text(out[numeric])
     return out.rename(columns={c: COLUMN_LABELS.get(c, c) for c in out.columns})
