@@ -104,6 +104,20 @@ def surface_curves(result) -> alt.LayerChart:
 
 
 # --------------------------------------------------------------------------- 2. lab model
+def _band_and_lines(frame: pd.DataFrame, color, y_title: str) -> tuple[alt.Chart, alt.Chart]:
+    """The seeds' band (lowest to highest) and the mean line of a per-step loss, on a log scale."""
+    base = alt.Chart(frame)
+    x = alt.X("step:Q", title="step (optimizer update)")
+    y_scale = alt.Scale(type="log")
+    lines = base.mark_line(clip=True).encode(
+        x=x, y=alt.Y("mean:Q", title=y_title, scale=y_scale), color=color,
+        tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
+                 alt.Tooltip("high:Q", format=".4g")])
+    band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
+                                                          color=color)
+    return band, lines
+
+
 def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
     """Smoothed training loss against the step for some runs (stable keys): the mean over seeds
     with a band from the lowest to the highest seed, and the target loss as a dashed line."""
@@ -111,15 +125,7 @@ def lab_curves(lab, runs: list[str], title: str) -> alt.LayerChart:
     frame = lab.bands[lab.bands["run"].isin(runs) & (lab.bands["mean"] > 0) & (lab.bands["low"] > 0)]
     color = _label_color(order, "inputs")
     seeds = len(lab.seeds)
-    base = alt.Chart(frame)
-    x = alt.X("step:Q", title="step (optimizer update)")
-    y_scale = alt.Scale(type="log")
-    lines = base.mark_line(clip=True).encode(
-        x=x, y=alt.Y("mean:Q", title="training loss, smoothed (log)", scale=y_scale), color=color,
-        tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
-                 alt.Tooltip("high:Q", format=".4g")])
-    band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=color)
+    band, lines = _band_and_lines(frame, color, "training loss, smoothed (log)")
     rule = alt.Chart(pd.DataFrame({"target": [lab.target_loss]})).mark_rule(strokeDash=[6, 4], color="black").encode(
         y="target:Q", tooltip=[alt.Tooltip("target:Q", title="target loss", format=".3g")])
     layers = ([band] if seeds > 1 else []) + [lines, rule]
@@ -207,15 +213,7 @@ def bn_curves(bn) -> alt.LayerChart:
     order = list(bn.summary["label"])
     color = _label_color(order, "run")
     frame = bn.bands[(bn.bands["mean"] > 0) & (bn.bands["low"] > 0)]
-    base = alt.Chart(frame)
-    x = alt.X("step:Q", title="step (optimizer update)")
-    y_scale = alt.Scale(type="log")
-    lines = base.mark_line(clip=True).encode(
-        x=x, y=alt.Y("mean:Q", title="training-mode loss, smoothed (log)", scale=y_scale), color=color,
-        tooltip=["label", "step", alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
-                 alt.Tooltip("high:Q", format=".4g")])
-    band = base.mark_area(opacity=0.15, clip=True).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
-                                                          color=color)
+    band, lines = _band_and_lines(frame, color, "training-mode loss, smoothed (log)")
     return alt.layer(band, lines).properties(
         width=WIDTH, height=HEIGHT, autosize=PAD,
         title=_title("What training sees: each batch's own statistics", "mean over seeds, band: lowest to highest"))
