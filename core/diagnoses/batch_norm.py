@@ -31,7 +31,7 @@ from torch import nn
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits.scaling import (
-    DEFAULT_TRAIN_ROWS, bands, check_budget, check_common, estimated_seconds, rows_note, smooth_width,
+    batch_norm_split, DEFAULT_TRAIN_ROWS, bands, check_budget, check_common, estimated_seconds, rows_note, smooth_width,
     smoothed_curve, thin,
 )
 from core.findings import Comparison, compare
@@ -39,8 +39,8 @@ from core.diagnoses.scaling_lab import trim_for_batch_norm
 from core.diagnoses.words import capital, comparison_sentence, divergence_sentence, num
 from core.lab import LabSetup
 from core.models import ACTIVATIONS, n_params
-from core.runs import build, on_device, prepare_split, run_model, seeds_for, training_rows
-from core.train import SCALERS, TrainConfig, check_dataset_size, metric_name
+from core.runs import build, on_device, run_model, seeds_for, training_rows
+from core.train import SCALERS, TrainConfig, metric_name
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 RUNS = ("bn_normal", "bn_tiny", "plain_tiny", "bn_after")  # bn_after only when Config.placement
@@ -299,10 +299,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     run against the momentum rule and the evaluation formula."""
     on_progress = on_progress or no_progress
     validate(config)
-    check_dataset_size(data)
-    if not setup.model.hidden:
-        raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
-    split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
+    split = batch_norm_split(data, setup, config.scaler, config.max_train_rows)
     notes: list[str] = []
     note = rows_note(len(split.X_train), training_rows(data.n_rows), data.task)
     if note:

@@ -30,14 +30,14 @@ from torch import nn
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits.scaling import (
-    MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, geometric_mean, lambda_max, measure_rows, rows_note,
+    batch_norm_split, MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, geometric_mean, lambda_max, measure_rows, rows_note,
 )
 from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, factor, num, times
 from core.lab import LabSetup
 from core.models import n_params
-from core.runs import build, prepare_split, run_model, seeds_for, training_rows
-from core.train import SCALERS, TrainConfig, check_dataset_size, make_loss
+from core.runs import build, run_model, seeds_for, training_rows
+from core.train import SCALERS, TrainConfig, make_loss
 
 MODELS = ("plain", "bn")
 LABELS = {"plain": "the plain model", "bn": "the batch-norm model"}
@@ -134,10 +134,7 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
     """Sweep plain gradient-descent rates with and without batch norm, for each seed."""
     on_progress = on_progress or no_progress
     validate(config)
-    check_dataset_size(data)
-    if not setup.model.hidden:
-        raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
-    split = prepare_split(data, setup, config.scaler, max_train_rows=config.max_train_rows)
+    split = batch_norm_split(data, setup, config.scaler, config.max_train_rows)
     notes = [n for n in [rows_note(len(split.X_train), training_rows(data.n_rows), data.task, "The sweep")] if n]
     specs = {"plain": dataclasses.replace(setup.model, batch_norm=False),
              "bn": dataclasses.replace(setup.model, batch_norm=True)}

@@ -14,6 +14,8 @@ from torch import nn
 from core.curvature import hessian_extremes, model_loss
 from core.diagnoses import Progress, Ticker
 from core.rules import smooth
+from core.runs import prepare_split
+from core.train import check_dataset_size
 
 MIN_SEEDS, MAX_SEEDS = 1, 10  # one seed is a single run (no claim on pace); ten bound the time
 MAX_STEPS = 2000  # updates per run: beyond this a page stops being interactive
@@ -28,6 +30,15 @@ MEASURE_ROWS, MEASURE_WORK = 1024, 4e6
 UPDATE_SECONDS, ROW_PARAM_SECONDS = 1e-3, 5e-10
 MAX_TRAIN_SECONDS = 60.0
 CURVE_POINTS = 300  # points kept per training curve (the charts need no more)
+
+
+def batch_norm_split(data, setup, scaler: str, max_train_rows: int):
+    """The split both batch-norm experiments train on, after the checks they share: the dataset's
+    size, and a hidden layer for batch norm to sit after."""
+    check_dataset_size(data)
+    if not setup.model.hidden:
+        raise ValueError("Batch norm sits after a hidden layer; the sidebar's model has none (a linear model).")
+    return prepare_split(data, setup, scaler, max_train_rows=max_train_rows)
 
 
 def estimated_seconds(updates: int, rows_per_update: int, n_params: int) -> float:
