@@ -30,7 +30,8 @@ from torch import nn
 from core.data import Dataset
 from core.diagnoses import Progress, Verdict, no_progress, sub_progress
 from core.diagnoses._kits.scaling import (
-    batch_norm_split, MAX_SEEDS, MIN_SEEDS, Ticker, bands, compare_log, check_budget, estimated_seconds, geometric_mean, lambda_max, measure_rows, rows_note,
+    MAX_SEEDS, MIN_SEEDS, Ticker, bands, batch_norm_split, check_budget, compare_log, estimated_seconds, geometric_mean,
+    lambda_max, measure_rows, rows_note,
 )
 from core.findings import Comparison, compare
 from core.diagnoses.words import capital, comparison_sentence, factor, num, times
