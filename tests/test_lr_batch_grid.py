@@ -182,7 +182,7 @@ def test_property_every_critical_claim_agrees_with_an_independent_t_test(seed):
     if c.high is not None:
         assert not any(beats(b, c.high) for b in sizes if b > c.high)
     text = make_verdict(_findings(frame)).text
-    if c.kind == "between" and grid_mod.critical_doubt(c) is None:
+    if c.kind == "between" and c.doubt is None:
         assert f"between about {c.low} and {c.high} rows" in text
 
 

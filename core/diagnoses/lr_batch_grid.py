@@ -208,6 +208,15 @@ class Critical:
     budget: str
     comparisons: tuple[Comparison, ...]  # every pair of batch sizes at their best rates (a = smaller)
 
+    @property
+    def doubt(self) -> Comparison | None:
+        """With the same updates, "a larger batch stops helping at `high`" rests on no larger batch
+        beating it clearly: the larger batch that did better on average, by more than the seeds'
+        spread, without the t-test carrying it (then the estimate is not a finding), or None."""
+        if self.budget != "updates" or self.kind not in ("below", "between"):
+            return None
+        return unresolved_lead(self, self.high, larger_better=True)
+
 
 @dataclass(frozen=True)
 class NoiseFinding:
@@ -912,15 +921,6 @@ def unresolved_lead(c: Critical, size: int, larger_better: bool) -> Comparison |
     return max(open_, key=gap) if open_ else None
 
 
-def critical_doubt(c: Critical) -> Comparison | None:
-    """With the same updates, an estimate that says "a larger batch stops helping at `high`" rests on
-    no larger batch beating it clearly: the larger batch that did better on average without the
-    seeds carrying it (then the estimate is not a finding), or None."""
-    if c.budget != "updates" or c.kind not in ("below", "between"):
-        return None
-    return unresolved_lead(c, c.high, larger_better=True)
-
-
 def critical_sentence(f: Findings) -> str:
     """The critical batch size estimate, from comparisons across seeds only. Where the estimate
     rests on "no clear difference" although a mean went the other way, it says the seeds cannot
@@ -931,7 +931,7 @@ def critical_sentence(f: Findings) -> str:
     hi = size_label(c.high, f.n_train) if c.high is not None else ""
     if c.kind == "unknown":
         return "The critical batch size cannot be estimated: fewer than two batch sizes have a best rate."
-    lead = critical_doubt(c)
+    lead = c.doubt
     if lead is not None:
         big = size_label(int(lead.b), f.n_train)
         return (f"With the same {f.updates:,} updates for every batch size (each at its own best rate), no batch "
@@ -985,7 +985,7 @@ def noise_sentence(f: Findings) -> str:
         "larger": " The grid's critical batch estimate is larger than B_simple anywhere in that span.",
         "unknown": "",
     }[n.relation]
-    if critical_doubt(f.critical) is not None:  # no estimate to set against the noise scale
+    if f.critical.doubt is not None:  # no estimate to set against the noise scale
         relation = ""
     return text + relation
 
