@@ -429,6 +429,8 @@ def test_page_diverged_card():
     # Review D: the verdict said "diverged at step 2" (the lab seed) beside a card's "at steps 2–3".
     said = " ".join(plain(e.body) for e in (*at.error, *at.warning, *at.info, *at.success))
     assert f"diverged {raw.delta}" in said, (raw.delta, said)
+    # The error box's loss figure is one seed's: it says which.
+    assert any("(seed 0, the lab seed) diverged at step" in plain(e.body) for e in at.error), [e.body for e in at.error]
     # The table's gaps (no accuracy for a loss whose seeds all diverged) read "–", never a grey "None".
     shown = at.dataframe[0].value
     raw_row = shown[shown["label"] == RUN_LABELS[RAW]].iloc[0]

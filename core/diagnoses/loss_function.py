@@ -367,7 +367,8 @@ def run(data: Dataset, setup: LabSetup, config: Config = Config(), on_progress: 
         div_steps[(name, seed)] = rec.divergence.step if rec.divergence is not None else None
         if seed == setup.seed and rec.divergence is not None:
             diverged[name] = rec.divergence.step
-            messages.append(divergence_sentence(rec.divergence, capital(RUN_LABELS[name])))
+            who = capital(RUN_LABELS[name]) + (f" (seed {seed}, the lab seed)" if len(seeds) > 1 else "")
+            messages.append(divergence_sentence(rec.divergence, who))
     progress(1.0, "done")
     curves = pd.concat(frames, ignore_index=True)
     chance = float(np.bincount(split.y_train, minlength=k).max() / len(split.y_train))
